@@ -1,0 +1,255 @@
+package netlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Conn carries netlink datagrams to and from the kernel: the real audit
+// socket (Open) or a request→reply fake (package nltest).
+type Conn interface {
+	// Send transmits a request and returns the sequence number it was given
+	// (1, 2, 3, … in call order). It may sleep in the kernel for a long time.
+	Send(req syscall.NetlinkMessage) (seq uint32, err error)
+	// Receive returns one datagram from the kernel. It waits a bounded time
+	// and returns EAGAIN when nothing arrived; ErrStray for a datagram not
+	// sent by the kernel.
+	Receive() ([]byte, error)
+	Close() error
+}
+
+// ErrStray marks a datagram that did not come from the kernel; it is skipped.
+var ErrStray = errors.New("netlink datagram not from the kernel")
+
+// DefaultMaxSenders bounds the goroutines (and so OS threads) the kernel may
+// hold asleep at once. At one query per second it covers the kernel's
+// default 60 s backlog_wait_time.
+const DefaultMaxSenders = 64
+
+// Client asks the kernel for its audit status. Status never waits longer
+// than its context allows, even while the kernel holds the sending thread
+// asleep (a backlog over its limit with backlog_wait_time > 0): the reply is
+// queued before the sender sleeps, and a separate goroutine receives it.
+type Client struct {
+	conn    Conn
+	senders chan struct{} // one token per send in progress
+
+	mu        sync.Mutex
+	sent      uint32 // sequence numbers 1..sent were handed to Send
+	pending   map[uint32]chan result
+	sending   map[uint32]time.Time // sends not yet returned, by start time
+	longest   time.Duration        // longest completed send since the last Penalty call
+	recvErr   error                // why the receiver stopped
+	closing   bool
+	closeConn bool // the last returning sender closes the socket
+	recvDone  chan struct{}
+}
+
+type result struct {
+	status Status
+	err    error
+}
+
+// New starts a client over conn; Open is the usual entry point.
+func New(conn Conn, maxSenders int) *Client {
+	if maxSenders < 1 {
+		maxSenders = DefaultMaxSenders
+	}
+	c := &Client{
+		conn:     conn,
+		senders:  make(chan struct{}, maxSenders),
+		pending:  make(map[uint32]chan result),
+		sending:  make(map[uint32]time.Time),
+		recvDone: make(chan struct{}),
+	}
+	go c.receive()
+	return c
+}
+
+// Status sends one AUDIT_GET and waits for its reply until ctx is done.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	select {
+	case c.senders <- struct{}{}:
+	default:
+		return Status{}, fmt.Errorf("get audit status: %w (%d queries asleep)", ErrHeld, cap(c.senders))
+	}
+	reply := make(chan result, 1)
+	c.mu.Lock()
+	if c.recvErr != nil || c.closing {
+		err := c.recvErr
+		c.mu.Unlock()
+		<-c.senders
+		if err == nil {
+			err = ErrClosed
+		}
+		return Status{}, fmt.Errorf("get audit status: %w", err)
+	}
+	c.sent++
+	seq := c.sent
+	c.pending[seq] = reply
+	c.sending[seq] = time.Now()
+	c.mu.Unlock()
+
+	go c.send(seq)
+
+	select {
+	case r := <-reply:
+		return r.status, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, seq)
+		c.mu.Unlock()
+		return Status{}, fmt.Errorf("get audit status: %w (%w)", ErrTimeout, ctx.Err())
+	}
+}
+
+// send runs in its own goroutine because the kernel may put it to sleep.
+func (c *Client) send(seq uint32) {
+	_, err := c.conn.Send(statusRequest())
+	c.mu.Lock()
+	if d := time.Since(c.sending[seq]); d > c.longest {
+		c.longest = d
+	}
+	delete(c.sending, seq)
+	if err != nil {
+		c.deliverLocked(seq, result{err: sendError(err)})
+	}
+	last := c.closeConn && len(c.sending) == 0
+	c.mu.Unlock()
+	<-c.senders
+	if last {
+		c.conn.Close()
+	}
+}
+
+func sendError(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return classifyErrno("send audit status request", errno)
+	}
+	return fmt.Errorf("send audit status request: %w", err)
+}
+
+// Penalty describes how the kernel is treating our queries right now.
+type Penalty struct {
+	Held        int           // queries asleep in the kernel now
+	LongestHold time.Duration // longest send since the last call, finished or not
+}
+
+// Penalty reports and resets the longest send duration.
+func (c *Client) Penalty() Penalty {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := Penalty{Held: len(c.sending), LongestHold: c.longest}
+	now := time.Now()
+	for _, start := range c.sending {
+		if d := now.Sub(start); d > p.LongestHold {
+			p.LongestHold = d
+		}
+	}
+	c.longest = 0
+	return p
+}
+
+// receive dispatches replies to waiting Status calls until the socket fails
+// or the client is closed.
+func (c *Client) receive() {
+	defer close(c.recvDone)
+	for {
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			c.stop(ErrClosed)
+			return
+		}
+		b, err := c.conn.Receive()
+		switch {
+		case err == nil:
+			c.dispatch(b)
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR),
+			errors.Is(err, ErrStray), errors.Is(err, ErrMalformed):
+			// Nothing arrived, or a datagram to skip.
+		case errors.Is(err, syscall.ENOBUFS):
+			// The socket overflowed and replies were dropped; the queries
+			// waiting for them time out, later ones are unaffected.
+		default:
+			c.stop(fmt.Errorf("receive audit reply: %w (%w)", ErrClosed, err))
+			return
+		}
+	}
+}
+
+func (c *Client) stop(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recvErr = err
+	for seq := range c.pending {
+		c.deliverLocked(seq, result{err: fmt.Errorf("get audit status: %w", err)})
+	}
+}
+
+// dispatch hands each message of a datagram to the query it answers.
+// Replies to no pending query (late, duplicated, or never asked) are dropped.
+func (c *Client) dispatch(b []byte) {
+	msgs, _ := parseMessages(b) // a malformed tail loses only the messages after it
+	for _, m := range msgs {
+		switch m.Header.Type {
+		case typeAuditGet:
+			s, perr := ParseStatus(m.Data)
+			c.deliver(m.Header.Seq, result{status: s, err: wrapParse(perr)})
+		case typeError:
+			errno, perr := parseError(m.Data)
+			if perr != nil {
+				c.deliver(m.Header.Seq, result{err: wrapParse(perr)})
+			} else if errno != 0 { // errno 0 is an ACK: the status follows
+				c.deliver(m.Header.Seq, result{err: classifyErrno("get audit status", errno)})
+			}
+		}
+	}
+}
+
+func wrapParse(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("parse audit status: %w", err)
+}
+
+func (c *Client) deliver(seq uint32, r result) {
+	c.mu.Lock()
+	c.deliverLocked(seq, r)
+	c.mu.Unlock()
+}
+
+func (c *Client) deliverLocked(seq uint32, r result) {
+	if ch, ok := c.pending[seq]; ok {
+		delete(c.pending, seq)
+		ch <- r
+	}
+}
+
+// Close stops the receiver and closes the socket. A send the kernel still
+// holds keeps the socket open until it returns, so a descriptor is never
+// closed under a thread that uses it.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closing = true
+	c.mu.Unlock()
+	<-c.recvDone
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sending) > 0 {
+		c.closeConn = true
+		return nil
+	}
+	return c.conn.Close()
+}

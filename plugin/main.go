@@ -1,0 +1,238 @@
+// Command audit.plugin is a Netdata external plugin that charts the Linux
+// kernel audit status. Netdata starts it as "audit.plugin UPDATE_EVERY
+// [options]" and reads the plugins.d protocol from its stdout.
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"auditplugin/netlink"
+)
+
+// version is set at build time: -ldflags "-X main.version=$(git describe)".
+var version = "dev"
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	opts, err := parseOptions(args, os.Getenv, stderr)
+	if isHelp(err) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "audit.plugin: %v (see audit.plugin -h)\n", err)
+		// A bad configuration will not fix itself: tell Netdata not to restart us.
+		fmt.Fprintln(stdout, "DISABLE")
+		return 1
+	}
+	if opts.version {
+		fmt.Fprintln(stdout, "audit.plugin", version)
+		return 0
+	}
+
+	// SIGPIPE ignored: a write to a closed stdout returns EPIPE and we exit.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go watchStdin(stdin, cancel)
+
+	p := &plugin{
+		opts:          opts,
+		out:           newProtocol(stdout),
+		log:           newStateLog(stderr),
+		newClient:     kernelClient(opts.maxHeld),
+		processExists: procExists,
+		parentAlive:   parentWatcher(),
+	}
+	if opts.replay != "" {
+		p.newClient = replayClient(opts.replay)
+	}
+	return p.run(ctx)
+}
+
+func kernelClient(maxHeld int) func() (statusClient, error) {
+	return func() (statusClient, error) {
+		c, err := netlink.Open(maxHeld)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// watchStdin ends the plugin when Netdata says QUIT (Netdata 2.x on shutdown).
+// End of input is not a reason to stop: some Netdata versions give no stdin.
+func watchStdin(stdin io.Reader, quit func()) {
+	if stdin == nil {
+		return
+	}
+	sc := bufio.NewScanner(stdin)
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "QUIT" {
+			quit()
+			return
+		}
+	}
+}
+
+// parentWatcher reports false once the process that started us is gone
+// (we were re-parented), so the plugin never outlives Netdata.
+func parentWatcher() func() bool {
+	parent := os.Getppid()
+	return func() bool { return os.Getppid() == parent }
+}
+
+type plugin struct {
+	opts          options
+	out           *protocol
+	log           *stateLog
+	newClient     func() (statusClient, error)
+	processExists func(uint32) bool
+	parentAlive   func() bool
+}
+
+func (p *plugin) run(ctx context.Context) int {
+	hz, hzSource, err := netlink.KernelHZ()
+	if err != nil {
+		p.log.printf("%v; charting backlog wait times in jiffies", err)
+	}
+	_ = hzSource
+
+	interval := time.Duration(p.opts.updateEvery) * time.Second
+	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
+
+	// The first status decides which charts this kernel can fill, and a
+	// missing permission is reported before any chart exists.
+	first, err := p.firstStatus(ctx, s, interval)
+	if err != nil {
+		return p.disable(err)
+	}
+	if ctx.Err() != nil {
+		return 0
+	}
+	active := chartsFor(first.Fields, hz)
+	for _, c := range active {
+		if err := p.out.Chart(c, p.opts.updateEvery); err != nil {
+			return p.exitOn(err)
+		}
+		for _, d := range c.dims {
+			if err := p.out.Dimension(d); err != nil {
+				return p.exitOn(err)
+			}
+		}
+	}
+	if err := p.out.Flush(); err != nil {
+		return p.exitOn(err)
+	}
+
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go s.run(sampleCtx)
+
+	var last time.Time
+	next := time.Now().Truncate(interval).Add(interval)
+	for {
+		timer := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return 0
+		case <-timer.C:
+		}
+		now := time.Now()
+		// Skip ticks we slept through instead of bursting to catch up.
+		for !next.After(now) {
+			next = next.Add(interval)
+		}
+		if !p.parentAlive() {
+			p.log.printf("netdata (our parent process) is gone; exiting")
+			return 0
+		}
+		w, fatal := s.take()
+		if fatal != nil {
+			return p.disable(fatal)
+		}
+		var since time.Duration
+		if !last.IsZero() {
+			since = now.Sub(last)
+		}
+		last = now
+		if err := p.emit(active, collect(w, p.processExists), since); err != nil {
+			return p.exitOn(err)
+		}
+	}
+}
+
+// firstStatus waits for one status, retrying transient errors every update
+// interval; it returns a permanent error at once.
+func (p *plugin) firstStatus(ctx context.Context, s *sampler, interval time.Duration) (netlink.Status, error) {
+	var prev counterState
+	for {
+		s.sampleOnce(ctx, &prev)
+		w, fatal := s.take()
+		if fatal != nil {
+			return netlink.Status{}, fatal
+		}
+		if w.samples > 0 {
+			// Give the first cycle its sample back so it is not a gap.
+			s.mu.Lock()
+			s.win = w
+			s.mu.Unlock()
+			return w.last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return netlink.Status{}, nil
+		case <-time.After(interval):
+		}
+	}
+}
+
+func (p *plugin) emit(active []chart, values map[string]int64, since time.Duration) error {
+	for _, c := range active {
+		if err := p.out.Begin(c.fullID(), since); err != nil {
+			return err
+		}
+		for _, d := range c.dims {
+			var err error
+			if v, ok := values[d.id]; ok {
+				err = p.out.Set(d.id, v)
+			} else {
+				err = p.out.SetEmpty(d.id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if err := p.out.End(); err != nil {
+			return err
+		}
+	}
+	return p.out.Flush()
+}
+
+func (p *plugin) disable(err error) int {
+	exe, _ := os.Executable()
+	p.log.printf("%s", explain(err, exe, openProcStatus()))
+	p.out.Disable()
+	p.out.Flush()
+	return 1
+}
+
+// exitOn ends the plugin after a write failure: Netdata is gone or closed our pipe.
+func (p *plugin) exitOn(err error) int {
+	p.log.printf("%v; exiting", err)
+	return 1
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+
+	"auditplugin/netlink"
+)
+
+// replay serves statuses recorded in a file, one JSON object per line, in a
+// loop. It exists so tests can show states this machine must never enter
+// (failure mode 2 panics it) to a real Netdata. Never used in production.
+type replay struct {
+	mu       sync.Mutex
+	statuses []netlink.Status
+	next     int
+}
+
+func replayClient(path string) func() (statusClient, error) {
+	return func() (statusClient, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open replay file: %w", err)
+		}
+		defer f.Close()
+		r := &replay{}
+		sc := bufio.NewScanner(f)
+		for line := 1; sc.Scan(); line++ {
+			if len(sc.Bytes()) == 0 {
+				continue
+			}
+			var s netlink.Status
+			if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+				return nil, fmt.Errorf("replay file %s line %d: %w", path, line, err)
+			}
+			r.statuses = append(r.statuses, s)
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("read replay file: %w", err)
+		}
+		if len(r.statuses) == 0 {
+			return nil, fmt.Errorf("replay file %s has no statuses", path)
+		}
+		return r, nil
+	}
+}
+
+func (r *replay) Status(context.Context) (netlink.Status, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.statuses[r.next%len(r.statuses)]
+	r.next++
+	return s, nil
+}
+
+func (r *replay) Penalty() netlink.Penalty { return netlink.Penalty{} }
+func (r *replay) Close() error             { return nil }

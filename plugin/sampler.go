@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"auditplugin/netlink"
+)
+
+// statusClient is what the sampler needs from the kernel; netlink.Client in
+// production, a replay of recorded statuses or a fake in tests.
+type statusClient interface {
+	Status(ctx context.Context) (netlink.Status, error)
+	Penalty() netlink.Penalty
+	Close() error
+}
+
+// sampler queries the kernel several times per update_every, in its own
+// goroutine, so the emit loop never waits on the kernel. It folds samples into
+// a window that the emit loop takes once per cycle.
+type sampler struct {
+	newClient func() (statusClient, error)
+	interval  time.Duration
+	log       *stateLog
+	growth    *growthEstimator
+
+	mu     sync.Mutex
+	client statusClient // replaced only by the sampling goroutine
+	win    window
+	totals counters
+	fatal  error // a permanent error: the plugin must stop
+}
+
+// window summarizes the samples taken since the last take.
+type window struct {
+	samples     int
+	last        netlink.Status
+	peakBacklog uint32
+	peakUtilBP  int64 // basis points; -1 when no sample had a limit
+	maxReply    time.Duration
+	counters    counters
+	penalty     netlink.Penalty
+	overflowIn  time.Duration // estimated time until the backlog is full
+	overflowOK  bool          // whether there is an estimate
+	err         error         // the last error, when there were no samples
+}
+
+// counters accumulate the kernel's cumulative counters without ever going
+// backwards: a reset (auditctl --reset-lost) to 0 adds the new value instead
+// of a negative delta, so Netdata's incremental rate never spikes or dips.
+type counters struct {
+	lost, waitActual uint64
+}
+
+type counterState struct {
+	seen       bool
+	lost, wait uint32
+}
+
+func newSampler(newClient func() (statusClient, error), interval time.Duration, log *stateLog, growth *growthEstimator) *sampler {
+	return &sampler{newClient: newClient, interval: interval, log: log, growth: growth, win: window{peakUtilBP: -1}}
+}
+
+// run samples until ctx is done or a permanent error occurs.
+func (s *sampler) run(ctx context.Context) {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	var prev counterState
+	for {
+		if s.sampleOnce(ctx, &prev) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			if s.client != nil {
+				s.client.Close()
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sampleOnce takes one sample; it reports true when sampling must stop.
+func (s *sampler) sampleOnce(ctx context.Context, prev *counterState) (stop bool) {
+	if s.client == nil {
+		c, err := s.newClient()
+		if err != nil {
+			return s.fail(err)
+		}
+		s.setClient(c)
+	}
+	// While the kernel holds a query asleep, every further query is held too:
+	// ask once per window instead of every interval, so the bounded sender
+	// pool lasts through a long stall.
+	if s.client.Penalty().Held > 0 && s.windowHasSample() {
+		return false
+	}
+	qctx, cancel := context.WithTimeout(ctx, s.interval)
+	start := time.Now()
+	st, err := s.client.Status(qctx)
+	reply := time.Since(start)
+	cancel()
+	if err != nil {
+		if errors.Is(err, netlink.ErrClosed) {
+			s.client.Close()
+			s.setClient(nil)
+		}
+		return s.fail(err)
+	}
+	s.log.ok("audit status")
+	s.add(st, reply, prev, start)
+	return false
+}
+
+func (s *sampler) fail(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if netlink.IsPermanent(err) {
+		s.fatal = err
+		return true
+	}
+	s.log.failed("audit status", err)
+	s.win.err = err
+	return false
+}
+
+func (s *sampler) windowHasSample() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.win.samples > 0
+}
+
+func (s *sampler) add(st netlink.Status, reply time.Duration, prev *counterState, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev.seen {
+		s.totals.lost += counterDelta(prev.lost, st.Lost)
+		s.totals.waitActual += counterDelta(prev.wait, st.BacklogWaitTimeActual)
+	}
+	*prev = counterState{seen: true, lost: st.Lost, wait: st.BacklogWaitTimeActual}
+
+	w := &s.win
+	w.samples++
+	w.last = st
+	w.err = nil
+	w.counters = s.totals
+	w.peakBacklog = max(w.peakBacklog, st.Backlog)
+	if st.BacklogLimit > 0 {
+		w.peakUtilBP = max(w.peakUtilBP, utilizationBP(st.Backlog, st.BacklogLimit))
+	}
+	w.maxReply = max(w.maxReply, reply)
+	s.growth.add(at, st.Backlog)
+}
+
+// counterDelta is the increase of a cumulative counter; a smaller value means
+// it was reset to 0 and has counted cur since.
+func counterDelta(prev, cur uint32) uint64 {
+	if cur >= prev {
+		return uint64(cur - prev)
+	}
+	return uint64(cur)
+}
+
+func utilizationBP(backlog, limit uint32) int64 {
+	return int64(backlog) * 10000 / int64(limit)
+}
+
+// take returns the window since the last take and starts a new one.
+func (s *sampler) take() (window, error) {
+	var pen netlink.Penalty
+	if c := s.currentClient(); c != nil {
+		pen = c.Penalty()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.win
+	w.penalty = pen
+	if w.samples > 0 {
+		w.overflowIn, w.overflowOK = s.growth.estimate(w.last.BacklogLimit)
+	}
+	s.win = window{peakUtilBP: -1}
+	return w, s.fatal
+}
+
+func (s *sampler) setClient(c statusClient) {
+	s.mu.Lock()
+	s.client = c
+	s.mu.Unlock()
+}
+
+func (s *sampler) currentClient() statusClient {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
+}
