@@ -9,8 +9,8 @@ import (
 // stateLog writes to stderr (Netdata's error log) only when a state changes,
 // never once per cycle.
 type stateLog struct {
-	mu     sync.Mutex
-	out    io.Writer
+	mu      sync.Mutex
+	out     io.Writer
 	failing map[string]string // what → last error text
 }
 
