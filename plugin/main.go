@@ -29,6 +29,11 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if isHelp(err) {
 		return 0
 	}
+	if err == nil && opts.replay != "" {
+		// A bad replay file will not fix itself: treat it as a bad option,
+		// not as a transient error retried in silence.
+		_, err = replayClient(opts.replay)()
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "audit.plugin: %v (see audit.plugin -h)\n", err)
 		// A bad configuration will not fix itself: tell Netdata not to restart us.
@@ -40,6 +45,32 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	return newPlugin(opts, stdout, stderr).serve(stdin)
+}
+
+// newPlugin wires the plugin to the kernel and the real process; tests
+// replace the function fields.
+func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
+	p := &plugin{
+		opts:          opts,
+		interval:      time.Duration(opts.updateEvery) * time.Second,
+		out:           newProtocol(stdout),
+		log:           newStateLog(stderr),
+		newClient:     kernelClient(opts.maxHeld),
+		kernelHZ:      netlink.KernelHZ,
+		processExists: procExists,
+		parentAlive:   parentWatcher(),
+		procStatus:    openProcStatus,
+	}
+	if opts.replay != "" {
+		p.newClient = replayClient(opts.replay)
+	}
+	return p
+}
+
+// serve runs the plugin until SIGTERM, SIGINT or SIGHUP, QUIT on stdin, a
+// write error or a permanent error, and returns the exit code.
+func (p *plugin) serve(stdin io.Reader) int {
 	// SIGPIPE ignored: a write to a closed stdout returns EPIPE and we exit.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -47,18 +78,6 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go watchStdin(stdin, cancel)
-
-	p := &plugin{
-		opts:          opts,
-		out:           newProtocol(stdout),
-		log:           newStateLog(stderr),
-		newClient:     kernelClient(opts.maxHeld),
-		processExists: procExists,
-		parentAlive:   parentWatcher(),
-	}
-	if opts.replay != "" {
-		p.newClient = replayClient(opts.replay)
-	}
 	return p.run(ctx)
 }
 
@@ -96,21 +115,23 @@ func parentWatcher() func() bool {
 
 type plugin struct {
 	opts          options
+	interval      time.Duration // update_every; tests shorten it
 	out           *protocol
 	log           *stateLog
 	newClient     func() (statusClient, error)
+	kernelHZ      func() (hz int, source string, err error)
 	processExists func(uint32) bool
 	parentAlive   func() bool
+	procStatus    func() io.Reader // /proc/self/status, read to explain a missing capability
 }
 
 func (p *plugin) run(ctx context.Context) int {
-	hz, hzSource, err := netlink.KernelHZ()
+	hz, _, err := p.kernelHZ()
 	if err != nil {
 		p.log.printf("%v; charting backlog wait times in jiffies", err)
 	}
-	_ = hzSource
 
-	interval := time.Duration(p.opts.updateEvery) * time.Second
+	interval := p.interval
 	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
 
 	// The first status decides which charts this kernel can fill, and a
@@ -142,7 +163,7 @@ func (p *plugin) run(ctx context.Context) int {
 	go s.run(sampleCtx)
 
 	var last time.Time
-	next := time.Now().Truncate(interval).Add(interval)
+	next := firstTick(time.Now(), interval)
 	for {
 		timer := time.NewTimer(time.Until(next))
 		select {
@@ -175,12 +196,19 @@ func (p *plugin) run(ctx context.Context) int {
 	}
 }
 
+// firstTick is the first update time: the next multiple of interval on the
+// wall clock, so updates line up with Netdata's, but carried on the monotonic
+// clock. Truncate drops the monotonic reading, and a schedule kept in wall
+// time falls silent for as long as the clock is set back (an NTP step).
+func firstTick(now time.Time, interval time.Duration) time.Time {
+	return now.Add(now.Truncate(interval).Add(interval).Sub(now))
+}
+
 // firstStatus waits for one status, retrying transient errors every update
 // interval; it returns a permanent error at once.
 func (p *plugin) firstStatus(ctx context.Context, s *sampler, interval time.Duration) (netlink.Status, error) {
-	var prev counterState
 	for {
-		s.sampleOnce(ctx, &prev)
+		s.sampleOnce(ctx)
 		w, fatal := s.take()
 		if fatal != nil {
 			return netlink.Status{}, fatal
@@ -225,7 +253,7 @@ func (p *plugin) emit(active []chart, values map[string]int64, since time.Durati
 
 func (p *plugin) disable(err error) int {
 	exe, _ := os.Executable()
-	p.log.printf("%s", explain(err, exe, openProcStatus()))
+	p.log.printf("%s", explain(err, exe, p.procStatus()))
 	p.out.Disable()
 	p.out.Flush()
 	return 1

@@ -41,13 +41,6 @@ Options:
 // parseOptions reads argv (without the program name) and the environment.
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	o := options{updateEvery: 1}
-	if v := getenv("NETDATA_UPDATE_EVERY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return o, fmt.Errorf("invalid NETDATA_UPDATE_EVERY %q: want a positive integer of seconds", v)
-		}
-		o.updateEvery = n
-	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		n, err := strconv.Atoi(args[0])
 		if err != nil || n < 1 {
@@ -55,6 +48,14 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		}
 		o.updateEvery = n
 		args = args[1:]
+	} else if v := getenv("NETDATA_UPDATE_EVERY"); v != "" {
+		// Only a fallback: argv[1], what Netdata set for this plugin, wins
+		// even when the global value is unusable.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("invalid NETDATA_UPDATE_EVERY %q: want a positive integer of seconds", v)
+		}
+		o.updateEvery = n
 	}
 
 	fs := flag.NewFlagSet("audit.plugin", flag.ContinueOnError)

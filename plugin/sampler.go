@@ -26,6 +26,11 @@ type sampler struct {
 	log       *stateLog
 	growth    *growthEstimator
 
+	// prev is the last sample's counters. Only the goroutine that samples
+	// touches it (firstStatus, then run), and it must carry over from the
+	// first status to run, or what is lost in between is never counted.
+	prev counterState
+
 	mu     sync.Mutex
 	client statusClient // replaced only by the sampling goroutine
 	win    window
@@ -40,6 +45,7 @@ type window struct {
 	peakBacklog uint32
 	peakUtilBP  int64 // basis points; -1 when no sample had a limit
 	maxReply    time.Duration
+	longestHold time.Duration // longest query hold seen while sampling
 	counters    counters
 	penalty     netlink.Penalty
 	overflowIn  time.Duration // estimated time until the backlog is full
@@ -67,16 +73,17 @@ func newSampler(newClient func() (statusClient, error), interval time.Duration, 
 func (s *sampler) run(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	var prev counterState
+	defer func() {
+		if s.client != nil {
+			s.client.Close()
+		}
+	}()
 	for {
-		if s.sampleOnce(ctx, &prev) {
+		if s.sampleOnce(ctx) {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			if s.client != nil {
-				s.client.Close()
-			}
 			return
 		case <-t.C:
 		}
@@ -84,7 +91,7 @@ func (s *sampler) run(ctx context.Context) {
 }
 
 // sampleOnce takes one sample; it reports true when sampling must stop.
-func (s *sampler) sampleOnce(ctx context.Context, prev *counterState) (stop bool) {
+func (s *sampler) sampleOnce(ctx context.Context) (stop bool) {
 	if s.client == nil {
 		c, err := s.newClient()
 		if err != nil {
@@ -95,7 +102,7 @@ func (s *sampler) sampleOnce(ctx context.Context, prev *counterState) (stop bool
 	// While the kernel holds a query asleep, every further query is held too:
 	// ask once per window instead of every interval, so the bounded sender
 	// pool lasts through a long stall.
-	if s.client.Penalty().Held > 0 && s.windowHasSample() {
+	if s.held(s.client.Penalty()) {
 		return false
 	}
 	qctx, cancel := context.WithTimeout(ctx, s.interval)
@@ -104,6 +111,9 @@ func (s *sampler) sampleOnce(ctx context.Context, prev *counterState) (stop bool
 	reply := time.Since(start)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return true // shutting down: not a failure to log
+		}
 		if errors.Is(err, netlink.ErrClosed) {
 			s.client.Close()
 			s.setClient(nil)
@@ -111,31 +121,40 @@ func (s *sampler) sampleOnce(ctx context.Context, prev *counterState) (stop bool
 		return s.fail(err)
 	}
 	s.log.ok("audit status")
-	s.add(st, reply, prev, start)
+	s.add(st, reply, start)
 	return false
 }
 
 func (s *sampler) fail(err error) bool {
+	permanent := netlink.IsPermanent(err)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if netlink.IsPermanent(err) {
+	if permanent {
 		s.fatal = err
-		return true
+	} else {
+		s.win.err = err
 	}
-	s.log.failed("audit status", err)
-	s.win.err = err
-	return false
+	s.mu.Unlock()
+	// Logged outside the lock: a slow stderr must not stall take, and so the emit loop.
+	if !permanent {
+		s.log.failed("audit status", err)
+	}
+	return permanent
 }
 
-func (s *sampler) windowHasSample() bool {
+// held keeps the longest hold pen reports (Penalty resets it, and take must
+// still see a hold that ended before it) and reports whether a query is
+// asleep in the kernel while the window already has a sample.
+func (s *sampler) held(pen netlink.Penalty) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.win.samples > 0
+	s.win.longestHold = max(s.win.longestHold, pen.LongestHold)
+	return pen.Held > 0 && s.win.samples > 0
 }
 
-func (s *sampler) add(st netlink.Status, reply time.Duration, prev *counterState, at time.Time) {
+func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	prev := &s.prev
 	if prev.seen {
 		s.totals.lost += counterDelta(prev.lost, st.Lost)
 		s.totals.waitActual += counterDelta(prev.wait, st.BacklogWaitTimeActual)
@@ -178,6 +197,7 @@ func (s *sampler) take() (window, error) {
 	defer s.mu.Unlock()
 	w := s.win
 	w.penalty = pen
+	w.penalty.LongestHold = max(pen.LongestHold, w.longestHold)
 	if w.samples > 0 {
 		w.overflowIn, w.overflowOK = s.growth.estimate(w.last.BacklogLimit)
 	}
