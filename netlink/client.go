@@ -72,6 +72,11 @@ func New(conn Conn, maxSenders int) *Client {
 
 // Status sends one AUDIT_GET and waits for its reply until ctx is done.
 func (c *Client) Status(ctx context.Context) (Status, error) {
+	// No query for a caller that has already given up: the kernel may hold
+	// the sender for backlog_wait_time, taking a slot for nothing.
+	if err := ctx.Err(); err != nil {
+		return Status{}, fmt.Errorf("get audit status: %w (%w)", ErrTimeout, err)
+	}
 	select {
 	case c.senders <- struct{}{}:
 	default:
@@ -88,6 +93,9 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		}
 		return Status{}, fmt.Errorf("get audit status: %w", err)
 	}
+	// The Conn numbers requests in the order Send is called. Sends start in
+	// their own goroutines, so two concurrent calls may swap numbers; the
+	// replies are equally fresh snapshots, so each caller still gets one.
 	c.sent++
 	seq := c.sent
 	c.pending[seq] = reply

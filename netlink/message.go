@@ -32,7 +32,8 @@ func parseMessages(b []byte) ([]syscall.NetlinkMessage, error) {
 			Seq:   binary.NativeEndian.Uint32(b[8:12]),
 			Pid:   binary.NativeEndian.Uint32(b[12:16]),
 		}
-		if h.Len < headerSize || int(h.Len) > len(b) {
+		// Compare unsigned: on 32-bit targets int(h.Len) can be negative.
+		if h.Len < headerSize || uint64(h.Len) > uint64(len(b)) {
 			return msgs, fmt.Errorf("%w: message length %d in a %d-byte datagram", ErrMalformed, h.Len, len(b))
 		}
 		msgs = append(msgs, syscall.NetlinkMessage{Header: h, Data: b[headerSize:h.Len:h.Len]})

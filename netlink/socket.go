@@ -40,7 +40,10 @@ func dial() (*socket, error) {
 	}
 	fd, err := descriptor(nl)
 	if err == nil {
-		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: receiveTimeout.Microseconds()})
+		// NsecToTimeval: Timeval's fields are int32 on 32-bit targets, and
+		// tv_usec must stay below one second.
+		tv := unix.NsecToTimeval(receiveTimeout.Nanoseconds())
+		err = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	}
 	if err != nil {
 		nl.Close()

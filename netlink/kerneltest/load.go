@@ -1,0 +1,134 @@
+package kerneltest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// generateTimeout bounds one load generator. With backlog_wait_time > 0 an
+// audited task sleeps up to that long per record while the backlog is full.
+const generateTimeout = 2 * time.Minute
+
+// generatorScript creates $1 files named f0.. in $2. Each `: >` is one
+// openat(O_CREAT), matching the rule AddRule installs.
+const generatorScript = `i=0; while [ "$i" -lt "$1" ]; do : > "$2/f$i"; i=$((i+1)); done`
+
+// Generate starts a new process that creates n files in dir and waits for it.
+// It must be a new process: the kernel audits only tasks forked after audit
+// was first enabled. The restore kills a generator still running.
+func (k *Kernel) Generate(n int, dir string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), generateTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", generatorScript, "sh", strconv.Itoa(n), dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	k.mu.Lock()
+	if k.restored {
+		k.mu.Unlock()
+		return fmt.Errorf("kerneltest: Generate after restore")
+	}
+	if err := cmd.Start(); err != nil {
+		k.mu.Unlock()
+		return fmt.Errorf("start load generator: %w", err)
+	}
+	k.cmds[cmd] = struct{}{}
+	k.mu.Unlock()
+	err := cmd.Wait()
+	k.mu.Lock()
+	delete(k.cmds, cmd)
+	k.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("load generator (%d files in %s): %w: %s", n, dir, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
+// OverflowResult describes one reproduction of the incident.
+type OverflowResult struct {
+	Dir, Key      string
+	Files         int
+	Before, After Status        // ReadStatus before the load and right after it ended
+	PeakBacklog   uint32        // highest backlog sampled during the load
+	Samples       int           // AUDIT_GET samples taken during the load
+	FillTime      time.Duration // load start to the first sample >= 95% of backlog_limit; 0 if none
+	LoadTime      time.Duration // how long the generator ran
+}
+
+// Overflow reproduces the incident: a narrow rule on a fresh scratch
+// directory, a stalled daemon, and `files` files created there by a new
+// process (3 x backlog_limit when files <= 0), while the backlog is sampled
+// about every millisecond. The settings in force must have audit enabled
+// and a backlog_limit (see OverflowSettings); with backlog_wait_time > 0 the
+// generator sleeps instead of losing records, as the kernel intends.
+func (k *Kernel) Overflow(files int) OverflowResult {
+	k.t.Helper()
+	k.mu.Lock()
+	s := k.settings
+	k.mu.Unlock()
+	if s.Enabled != 1 || s.BacklogLimit == 0 {
+		k.t.Fatalf("kerneltest: Overflow needs enabled=1 and a backlog_limit (have %+v); see OverflowSettings", s)
+	}
+	if files <= 0 {
+		files = 3 * int(s.BacklogLimit)
+	}
+	before, err := ReadStatus()
+	if err != nil {
+		k.t.Fatalf("kerneltest: %v", err)
+	}
+	if before.Failure == 2 {
+		k.t.Fatalf("kerneltest: failure mode became 2 (panic) during the test; not losing records on purpose")
+	}
+	res := OverflowResult{Dir: k.scratchDir(), Files: files, Before: before}
+	res.Key = fmt.Sprintf("auditplugin-kerneltest-%d-%d", k.state.OwnerPID, time.Now().UnixNano())
+	k.AddRule(res.Dir, res.Key)
+	k.RegisterStalledDaemon()
+
+	c, err := dial(0)
+	if err != nil {
+		k.t.Fatalf("kerneltest: %v", err)
+	}
+	defer c.close()
+	threshold := s.BacklogLimit - s.BacklogLimit/20
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	start := time.Now()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			st, err := c.status(nil)
+			if err == nil {
+				res.Samples++
+				if st.Backlog > res.PeakBacklog {
+					res.PeakBacklog = st.Backlog
+				}
+				if st.Backlog >= threshold && res.FillTime == 0 {
+					res.FillTime = time.Since(start)
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	genErr := k.Generate(files, res.Dir)
+	res.LoadTime = time.Since(start)
+	// A few more samples: the last records of the load may still be queued.
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if genErr != nil {
+		k.t.Fatalf("kerneltest: %v", genErr)
+	}
+	if res.After, err = ReadStatus(); err != nil {
+		k.t.Fatalf("kerneltest: %v", err)
+	}
+	return res
+}
