@@ -1,0 +1,56 @@
+# audit.plugin — build, test and install. `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+export CGO_ENABLED := 0
+
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BINARY  := audit.plugin
+GO_TEST := go test -race -count=1
+FUZZTIME ?= 10s
+
+.PHONY: help build test test-deps unit lint fuzz bench soak install uninstall clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build ./audit.plugin (static, version from git)
+	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./plugin
+
+# Everything that can run here: unit, real-kernel, real-Netdata and install
+# tests, lint, and bounded fuzzing. Packages run one at a time (-p 1): the
+# kernel and Netdata tests share one kernel, and their timing must not
+# compete with each other on two cores.
+test: test-deps lint build ## install test dependencies and run every test
+	$(GO_TEST) -p 1 -timeout 75m ./...
+	$(MAKE) --no-print-directory fuzz
+
+test-deps: ## install what the tests need (Debian packages), if missing
+	@./.ci/deps.sh
+
+unit: ## only the fast tests that need no root, kernel or Netdata
+	$(GO_TEST) -short ./...
+
+lint: ## gofmt, go vet, go mod tidy must leave nothing to change
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	go vet ./...
+	go mod tidy -diff
+
+fuzz: ## run every fuzz target for FUZZTIME each
+	@set -e; for pkg in $$(go list ./...); do \
+	  for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+bench: build ## benchmarks with ratios against baselines measured in the same run
+	go test -run '^$$' -bench . -benchmem ./...
+
+install: build ## install into the Netdata on this machine (root)
+	./install.sh --binary ./$(BINARY)
+
+uninstall: ## remove what install put there (root)
+	./install.sh --uninstall
+
+clean:
+	rm -f $(BINARY)
