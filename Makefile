@@ -1,7 +1,6 @@
 # audit.plugin — build, test and install. `make help` lists the targets.
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
-export CGO_ENABLED := 0
 
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
@@ -15,7 +14,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build ./audit.plugin (static, version from git)
-	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./plugin
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./plugin
 
 # Everything that can run here: unit, real-kernel, real-Netdata and install
 # tests, lint, and bounded fuzzing. Packages run one at a time (-p 1): the
