@@ -1,0 +1,392 @@
+package installtest
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"auditplugin/e2e"
+	"auditplugin/netlink/kerneltest"
+)
+
+// install.sh's install into this machine's Netdata works in a real Netdata:
+// one whose plugins directory is the real /usr/lib/netdata/plugins.d (only
+// audit.plugin enabled) and whose stock health directory is the real
+// /usr/lib/netdata/conf.d/health.d. The installed plugin runs as user netdata
+// with nothing but its file capability, its charts carry the kernel's
+// values, and the installed alerts are loaded from linux_audit.conf. A second
+// install changes nothing and leaves the running plugin alone; an upgrade
+// replaces the file but not the running process, which Netdata restarts from
+// the new file once it exits; --uninstall leaves nothing behind.
+func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
+	requireDebianNetdata(t) // takes SystemLockFile first
+	e2e.SkipIfUnavailable(t)
+	kerneltest.Lock(t) // then the kernel lock: the plugin reads the real kernel
+	if bnd, ok := capBnd(); ok && bnd&(1<<30) == 0 {
+		t.Skipf("this test's capability bounding set (%x) lacks CAP_AUDIT_CONTROL: no file capability can work here", bnd)
+	}
+	plugin, alert := artifacts(t)
+	t0 := time.Now()
+	before := snapshot(t, debianRoots...)
+
+	installDebian(t)
+	checkPlugin(t, debPlugin, plugin)
+	checkConfigFile(t, debAlert, alert)
+	installed := snapshot(t, debianRoots...)
+
+	n := e2e.Start(t, e2e.Options{
+		PluginsDir:   debPluginsDir,
+		RunAsNetdata: true,
+		ExtraConf:    ndRealLayoutConf(t),
+	})
+	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
+	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
+
+	pid := ndPluginPID(t, n, debPlugin, 0)
+	ndCheckRunsAsNetdata(t, pid)
+	ndCheckCharts(t, n)
+	ndCheckErrorLog(t, n)
+
+	// The installed alerts are loaded, from the installed file.
+	alarms, _, err := n.Alarms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts := ndChartIDs(t, n)
+	for _, a := range ndAlerts(t, alert) {
+		if !charts[a.on] {
+			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
+			continue
+		}
+		got, ok := alarms[a.on+"."+a.name]
+		if !ok {
+			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
+			continue
+		}
+		if !strings.HasSuffix(got.Source, "@"+debAlert) {
+			t.Errorf("alert %s comes from %q, want the installed %s", a.name, got.Source, debAlert)
+		}
+	}
+	for _, l := range n.HealthConfigErrors() {
+		if strings.Contains(l, alertName) && !strings.Contains(l, "unknown key 'summary'") {
+			t.Errorf("health configuration error: %s", l)
+		}
+	}
+
+	// A second install changes nothing, not even the running plugin.
+	r := install(t, debianArgs(t)...)
+	if r.code != 0 {
+		t.Fatalf("second install failed:\n%s", r)
+	}
+	mustReport(t, r, "unchanged", debPlugin, debAlert, debDropin)
+	mustContain(t, "the output", r.stdout, "Nothing to do")
+	mustBeSame(t, "the second install", installed, snapshot(t, debianRoots...), false)
+	if again := ndPluginPID(t, n, debPlugin, 0); again != pid {
+		t.Errorf("the second install restarted the plugin: pid %d, then %d", pid, again)
+	}
+
+	// An upgrade replaces the file (rename: the running process keeps the
+	// old one); Netdata 1.37 restarts a plugin only when it exits.
+	upgrade := ndBuildVersion(t, "installtest-upgrade")
+	r = install(t, "--binary", upgrade, "--alert-file", alert)
+	if r.code != 0 {
+		t.Fatalf("upgrade failed:\n%s", r)
+	}
+	mustReport(t, r, "updated", debPlugin)
+	mustReport(t, r, "unchanged", debAlert, debDropin)
+	checkPlugin(t, debPlugin, upgrade)
+	time.Sleep(3 * time.Second)
+	if again := ndPluginPID(t, n, debPlugin+" (deleted)", 0); again != pid {
+		t.Errorf("after the upgrade the old plugin (pid %d) should still run from the replaced file; found pid %d", pid, again)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("kill the old plugin: %v", err)
+	}
+	killed := time.Now()
+	newPID := ndPluginPID(t, n, debPlugin, pid)
+	t.Logf("after SIGTERM to the old plugin, Netdata started the upgraded one (pid %d) within %v", newPID, ndSince(killed))
+	ndCheckRunsAsNetdata(t, newPID)
+	if v := ndExeVersion(t, newPID); v != "audit.plugin installtest-upgrade" {
+		t.Errorf("restarted plugin -version = %q, want the upgrade", v)
+	}
+	ndWaitNewData(t, n, "linux_audit.backlog_limit", killed)
+	ndCheckErrorLog(t, n)
+
+	// --uninstall removes everything the installs added.
+	n.Stop()
+	r = install(t, "--uninstall")
+	if r.code != 0 {
+		t.Fatalf("uninstall failed:\n%s", r)
+	}
+	for _, p := range installedPaths {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there after --uninstall", p)
+		}
+	}
+	mustBeSame(t, "install + upgrade + uninstall", before, snapshot(t, debianRoots...), true)
+	t.Logf("done after %v", ndSince(t0))
+}
+
+// ---------------------------------------------------------------------------
+
+func ndSince(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+// ndRealLayoutConf is the netdata.conf addition that makes the throwaway
+// Netdata run only audit.plugin from the real plugins directory and load
+// the real stock health directory.
+func ndRealLayoutConf(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
+	entries, err := os.ReadDir(debPluginsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
+			fmt.Fprintf(&b, "\t%s = no\n", name)
+		}
+	}
+	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", debHealthDir)
+	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
+	return b.String()
+}
+
+// ndBuildVersion builds ./plugin with another version string (an upgrade).
+func ndBuildVersion(t *testing.T, version string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out := filepath.Join(dir, pluginName)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+version, "-o", out, "auditplugin/plugin")
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return out
+}
+
+// ndInstanceProcs lists the live processes the instance started (their
+// environment names its lib directory) with their executables.
+func ndInstanceProcs(n *e2e.Netdata) map[int]string {
+	want := []byte("\x00NETDATA_LIB_DIR=" + n.LibDir + "\x00")
+	out := map[int]string{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !strings.Contains("\x00"+string(env), string(want)) {
+			continue
+		}
+		if st := ndProcStatus(pid); st["State"] == "" || strings.HasPrefix(st["State"], "Z") {
+			continue
+		}
+		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
+		if err == nil {
+			out[pid] = exe
+		}
+	}
+	return out
+}
+
+// ndPluginPID waits up to 15 s until the instance runs exactly one *.plugin,
+// whose executable is exe and whose pid is not notPID, and returns its pid.
+func ndPluginPID(t *testing.T, n *e2e.Netdata, exe string, notPID int) int {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var plugins []string
+		pid := 0
+		for p, x := range ndInstanceProcs(n) {
+			if !strings.HasSuffix(strings.TrimSuffix(x, " (deleted)"), ".plugin") {
+				continue
+			}
+			plugins = append(plugins, fmt.Sprintf("%d %s", p, x))
+			if x == exe && p != notPID {
+				pid = p
+			}
+		}
+		if len(plugins) == 1 && pid != 0 {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want exactly one plugin process, %s (not pid %d); the instance runs %q", exe, notPID, plugins)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ndCheckRunsAsNetdata checks that the process runs as user netdata (real,
+// effective, saved and file-system ids) with exactly CAP_AUDIT_CONTROL
+// permitted and effective, and nothing inherited or ambient: the capability
+// comes from the file alone.
+func ndCheckRunsAsNetdata(t *testing.T, pid int) {
+	t.Helper()
+	uid, gid := netdataIDs(t)
+	st := ndProcStatus(pid)
+	want := map[string]string{
+		"Uid":    strings.Repeat(strconv.Itoa(uid)+"\t", 3) + strconv.Itoa(uid),
+		"Gid":    strings.Repeat(strconv.Itoa(gid)+"\t", 3) + strconv.Itoa(gid),
+		"CapInh": fmt.Sprintf("%016x", 0),
+		"CapPrm": fmt.Sprintf("%016x", 1<<30),
+		"CapEff": fmt.Sprintf("%016x", 1<<30),
+		"CapAmb": fmt.Sprintf("%016x", 0),
+	}
+	for k, v := range want {
+		if st[k] != v {
+			t.Errorf("plugin pid %d: %s = %q, want %q", pid, k, st[k], v)
+		}
+	}
+}
+
+func ndProcStatus(pid int) map[string]string {
+	out := map[string]string{}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return out
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = strings.TrimSpace(v)
+		}
+	}
+	return out
+}
+
+// ndExeVersion runs the process's executable with -version.
+func ndExeVersion(t *testing.T, pid int) string {
+	t.Helper()
+	out, err := exec.Command(fmt.Sprintf("/proc/%d/exe", pid), "-version").Output()
+	if err != nil {
+		t.Errorf("/proc/%d/exe -version: %v", pid, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// ndCheckCharts checks the charts that always have a value against the
+// kernel's audit status.
+func ndCheckCharts(t *testing.T, n *e2e.Netdata) {
+	t.Helper()
+	st, err := kerneltest.ReadStatus()
+	if err != nil {
+		t.Fatalf("reading the kernel's audit status: %v", err)
+	}
+	for _, id := range []string{
+		"linux_audit.backlog", "linux_audit.backlog_limit", "linux_audit.lost", "linux_audit.enabled",
+		"linux_audit.failure_mode", "linux_audit.daemon", "linux_audit.rate_limit",
+		"linux_audit.query_latency", "linux_audit.queries_held",
+	} {
+		n.WaitChart(t, id, 10*time.Second)
+	}
+	want := map[string][2]string{
+		"linux_audit.backlog_limit": {"limit", strconv.Itoa(int(st.BacklogLimit))},
+		"linux_audit.rate_limit":    {"limit", strconv.Itoa(int(st.RateLimit))},
+		"linux_audit.enabled":       {[]string{"disabled", "enabled", "immutable"}[st.Enabled], "1"},
+		"linux_audit.failure_mode":  {[]string{"silent", "printk", "panic"}[st.Failure], "1"},
+	}
+	for chart, dv := range want {
+		d, err := n.Data(chart, 5)
+		if err != nil {
+			t.Errorf("%s: %v", chart, err)
+			continue
+		}
+		if v, ok := d.Latest(dv[0]); !ok || strconv.FormatFloat(v, 'f', -1, 64) != dv[1] {
+			t.Errorf("%s %s = %v (%v), want the kernel's %s (%v)", chart, dv[0], v, ok, dv[1], st)
+		}
+	}
+}
+
+// ndCheckErrorLog fails if Netdata's error.log says the plugin could not read
+// the audit status or was disabled (1.37: "PLUGINSD[audit] : PLUGINSD: plugin
+// called DISABLE. Disabling it.", or "... exited with error code 1 and
+// haven't collected any data. Disabling it.").
+func ndCheckErrorLog(t *testing.T, n *e2e.Netdata) {
+	t.Helper()
+	for _, l := range strings.Split(n.ErrorLog(), "\n") {
+		if strings.Contains(l, "cannot read the audit status") ||
+			((strings.Contains(l, "PLUGINSD[audit]") || strings.Contains(l, pluginName)) &&
+				(strings.Contains(l, "DISABLE") || strings.Contains(l, "Disabling it"))) {
+			t.Errorf("error.log: %s", l)
+		}
+	}
+}
+
+// ndWaitNewData waits until chart has a value collected after the time after.
+func ndWaitNewData(t *testing.T, n *e2e.Netdata, chart string, after time.Time) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d, err := n.Data(chart, 5)
+		if err == nil {
+			for _, row := range d.Rows {
+				if len(row) > 1 && int64(row[0]) > after.Unix() && !math.IsNaN(row[1]) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has no data collected after the plugin's restart: %+v (err %v)", chart, d, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func ndChartIDs(t *testing.T, n *e2e.Netdata) map[string]bool {
+	t.Helper()
+	charts, err := n.Charts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for id := range charts {
+		out[id] = true
+	}
+	return out
+}
+
+func ndAlarmKeys(m map[string]e2e.Alarm) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+type ndAlert struct{ name, on string }
+
+var ndAlertKey = regexp.MustCompile(`^\s*(template|alarm|on)\s*:\s*(\S+)`)
+
+// ndAlerts lists the alerts a health file defines, with their charts.
+func ndAlerts(t *testing.T, path string) []ndAlert {
+	t.Helper()
+	var out []ndAlert
+	sc := bufio.NewScanner(strings.NewReader(readFile(t, path)))
+	for sc.Scan() {
+		m := ndAlertKey.FindStringSubmatch(sc.Text())
+		switch {
+		case m == nil:
+		case m[1] == "on" && len(out) > 0 && out[len(out)-1].on == "":
+			out[len(out)-1].on = m[2]
+		case m[1] != "on":
+			out = append(out, ndAlert{name: m[2]})
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s defines no alert", path)
+	}
+	return out
+}
