@@ -137,6 +137,13 @@ func (c *Client) send(seq uint32) {
 func sendError(err error) error {
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
+		switch errno {
+		case syscall.EBADF, syscall.ENOTSOCK:
+			// The socket is gone. The receiver notices only on its next
+			// receive; ErrClosed makes the caller reconnect now instead
+			// of failing until then.
+			return fmt.Errorf("send audit status request: %w (%w)", ErrClosed, errno)
+		}
 		return classifyErrno("send audit status request", errno)
 	}
 	return fmt.Errorf("send audit status request: %w", err)
@@ -252,6 +259,9 @@ func (c *Client) Close() error {
 	}
 	c.closing = true
 	c.mu.Unlock()
+	if i, ok := c.conn.(interface{ Interrupt() }); ok {
+		i.Interrupt() // the receiver returns now, not after its receive times out
+	}
 	<-c.recvDone
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -790,3 +790,21 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("%d Status calls reached the kernel with %d requests, want at most one each", mayHaveSent.Load(), len(reqs))
 	}
 }
+
+// A send that fails because the socket is gone (EBADF, ENOTSOCK) reports
+// ErrClosed, so the caller reconnects at once: the receiver would notice
+// only on its next receive, and a fake or a reused descriptor may never
+// make it notice. Found by plugin.TestFaults.
+func TestSendOnClosedSocketIsErrClosed(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EBADF, syscall.ENOTSOCK} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			c, _ := newTestClient(t, 0, func(*nltest.Conn) nltest.Func {
+				return func(syscall.NetlinkMessage) ([][]byte, error) { return nil, errno }
+			})
+			_, err := status(c, 5*time.Second)
+			if !errors.Is(err, ErrClosed) || !errors.Is(err, errno) || IsPermanent(err) {
+				t.Errorf("Status = %v, want ErrClosed and %v in the chain, transient", err, errno)
+			}
+		})
+	}
+}

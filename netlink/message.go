@@ -16,7 +16,7 @@ const (
 )
 
 // parseMessages splits one datagram into netlink messages. It is the parser
-// applied to every datagram go-libaudit's Receive returns, so framing is ours,
+// applied to every datagram the socket receives, so framing is ours,
 // not the library's. A message whose length is shorter than its header or
 // overruns the datagram is malformed.
 func parseMessages(b []byte) ([]syscall.NetlinkMessage, error) {
@@ -60,7 +60,7 @@ func parseError(data []byte) (syscall.Errno, error) {
 	return syscall.Errno(-code), nil
 }
 
-// statusRequest is the AUDIT_GET request; go-libaudit fills in seq and pid.
+// statusRequest is the AUDIT_GET request; the socket fills in seq, the kernel our port id.
 func statusRequest() syscall.NetlinkMessage {
 	return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: typeAuditGet, Flags: syscall.NLM_F_REQUEST}}
 }

@@ -2,27 +2,27 @@ package netlink
 
 import (
 	"errors"
+	"os"
 	"syscall"
 	"testing"
 	"time"
 
-	libaudit "github.com/elastic/go-libaudit/v2"
 	"golang.org/x/sys/unix"
 )
 
-// TestDescriptor guards the reflection in descriptor(): if a go-libaudit
-// update renames or retypes NetlinkClient.fd, this fails instead of the
-// plugin losing its receive timeout. Creating the socket needs no privilege.
-func TestDescriptor(t *testing.T) {
-	nl, err := libaudit.NewNetlinkClient(syscall.NETLINK_AUDIT, 0, nil, nil)
+// dialTest opens the real socket; creating one needs no privilege.
+func dialTest(t *testing.T) *socket {
+	t.Helper()
+	s, err := dial()
 	if err != nil {
-		t.Fatalf("create NETLINK_AUDIT socket: %v", err)
+		t.Fatalf("dial: %v", err)
 	}
-	defer nl.Close()
-	fd, err := descriptor(nl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestDialSocket(t *testing.T) {
+	s := dialTest(t)
 	for _, opt := range []struct {
 		name      string
 		opt, want int
@@ -31,45 +31,122 @@ func TestDescriptor(t *testing.T) {
 		{"SO_TYPE", unix.SO_TYPE, unix.SOCK_RAW},
 		{"SO_PROTOCOL", unix.SO_PROTOCOL, unix.NETLINK_AUDIT},
 	} {
-		got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, opt.opt)
+		got, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, opt.opt)
 		if err != nil || got != opt.want {
-			t.Errorf("fd %d: %s = %d, %v; want %d", fd, opt.name, got, err, opt.want)
+			t.Errorf("fd %d: %s = %d, %v; want %d", s.fd, opt.name, got, err, opt.want)
+		}
+	}
+	// Non-blocking: the receiver waits in the poller, not in a system call.
+	flags, err := unix.FcntlInt(uintptr(s.fd), unix.F_GETFL, 0)
+	if err != nil || flags&unix.O_NONBLOCK == 0 {
+		t.Errorf("fd flags %#x, %v: want O_NONBLOCK", flags, err)
+	}
+	if sa, err := unix.Getsockname(s.fd); err != nil || sa.(*unix.SockaddrNetlink).Pid == 0 {
+		t.Errorf("not bound to a port id: %+v, %v", sa, err)
+	}
+}
+
+// Without a deadline the receiver could wait forever and Close would never
+// return: an idle Receive gives up with EAGAIN after its timeout.
+func TestReceiveTimesOut(t *testing.T) {
+	s := dialTest(t)
+	s.timeout = 50 * time.Millisecond
+	start := time.Now()
+	_, err := s.Receive()
+	if d := time.Since(start); !errors.Is(err, syscall.EAGAIN) || d < s.timeout/2 || d > 20*s.timeout {
+		t.Errorf("idle Receive = %v after %v, want EAGAIN after about %v", err, d, s.timeout)
+	}
+}
+
+// Interrupt (Client.Close) ends a waiting Receive at once, and every later one.
+func TestReceiveInterrupt(t *testing.T) {
+	s := dialTest(t)
+	done := make(chan error, 1)
+	go func() { _, err := s.Receive(); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	s.Interrupt()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.EAGAIN) {
+			t.Errorf("interrupted Receive = %v, want EAGAIN", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Receive still waiting 2 s after Interrupt")
+	}
+	t.Logf("Receive returned %v after Interrupt", time.Since(start))
+	if _, err := s.Receive(); !errors.Is(err, syscall.EAGAIN) {
+		t.Errorf("Receive after Interrupt = %v, want EAGAIN at once", err)
+	}
+}
+
+func TestReceiveAfterClose(t *testing.T) {
+	s, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Receive(); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Receive on a closed socket = %v, want EBADF (the client then stops)", err)
+	}
+}
+
+// A datagram from another socket than the kernel's (root may send one) is
+// ErrStray, whatever its size.
+func TestReceiveStrayAndOversized(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only CAP_NET_ADMIN may send to another NETLINK_AUDIT socket")
+	}
+	s := dialTest(t)
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: sa.(*unix.SockaddrNetlink).Pid}
+	for _, tc := range []struct {
+		size int
+		want error
+	}{
+		{syscall.NLMSG_HDRLEN + 44, ErrStray},
+		{receiveBuffer + 100, ErrStray}, // truncated, and still recognised as stray
+	} {
+		msg := make([]byte, tc.size)
+		if err := unix.Sendto(other, msg, 0, to); err != nil {
+			t.Skipf("cannot send to another netlink audit socket here: %v", err)
+		}
+		_, err := s.Receive()
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%d-byte datagram from port %v: Receive = %v, want %v", tc.size, other, err, tc.want)
 		}
 	}
 }
 
-// TestDialSetsReceiveTimeout: without SO_RCVTIMEO the receiver could block
-// forever and Close would never return.
-func TestDialSetsReceiveTimeout(t *testing.T) {
-	s, err := dial()
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer s.Close()
-	fd, err := descriptor(s.nl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The kernel keeps the timeout in jiffies and rounds up (250 ms reads
-	// back as 252 ms at CONFIG_HZ=250); a jiffy is at most 10 ms.
-	if got := time.Duration(unix.TimevalToNsec(*tv)); got < receiveTimeout || got > receiveTimeout+10*time.Millisecond {
-		t.Errorf("SO_RCVTIMEO = %v, want %v", got, receiveTimeout)
-	}
-
-	// Nothing was asked, so Receive must give up with EAGAIN after about
-	// receiveTimeout (retrying EINTR from Go's preemption signals, like the client).
-	start := time.Now()
-	for {
-		_, err = s.Receive()
-		if !errors.Is(err, syscall.EINTR) {
-			break
+// The request on the wire: type and flags as given, sequence numbers 1, 2,
+// 3, …, no payload for AUDIT_GET.
+func TestIntegrationSocketSend(t *testing.T) {
+	lockKernel(t)
+	s := dialTest(t)
+	for want := uint32(1); want <= 3; want++ {
+		seq, err := s.Send(statusRequest())
+		if err != nil {
+			t.Skipf("the kernel refuses AUDIT_GET here: %v", err)
 		}
-	}
-	if d := time.Since(start); !errors.Is(err, syscall.EAGAIN) || d < receiveTimeout/2 || d > 10*receiveTimeout {
-		t.Errorf("idle Receive = %v after %v, want EAGAIN after about %v", err, d, receiveTimeout)
+		if seq != want {
+			t.Errorf("seq %d, want %d", seq, want)
+		}
+		s.timeout = 2 * time.Second
+		b, err := s.Receive()
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		msgs, err := parseMessages(b)
+		if err != nil || len(msgs) == 0 || msgs[0].Header.Seq != want {
+			t.Fatalf("reply %+v, %v: want seq %d", msgs, err, want)
+		}
 	}
 }

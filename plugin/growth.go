@@ -33,9 +33,10 @@ func (g *growthEstimator) add(at time.Time, backlog uint32) {
 	for cut < len(g.samples) && at.Sub(g.samples[cut].at) > g.span {
 		cut++
 	}
-	if cut > 0 {
-		g.samples = append(g.samples[:0], g.samples[cut:]...)
-	}
+	// Reslice instead of copying the kept samples to the front on every
+	// call: append reallocates when the array runs out, copying only what
+	// is kept, so adding stays O(1) however many samples the span holds.
+	g.samples = g.samples[cut:]
 }
 
 // estimate returns the time until the backlog reaches limit, and false when

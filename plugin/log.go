@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -45,3 +46,22 @@ func (l *stateLog) ok(what string) {
 	delete(l.failing, what)
 	fmt.Fprintf(l.out, "audit.plugin: %s recovered\n", what)
 }
+
+// oneLine escapes control characters (a newline in an argument or a path)
+// so a message stays one line in Netdata's log.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +36,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		_, err = replayClient(opts.replay)()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "audit.plugin: %v (see audit.plugin -h)\n", err)
+		fmt.Fprintf(stderr, "audit.plugin: %s (see audit.plugin -h)\n", oneLine(err.Error()))
 		// A bad configuration will not fix itself: tell Netdata not to restart us.
 		fmt.Fprintln(stdout, "DISABLE")
 		return 1
@@ -78,6 +79,11 @@ func (p *plugin) serve(stdin io.Reader) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go watchStdin(stdin, cancel)
+	// SIGUSR1: one line of runtime statistics on stderr (selfstats.go).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go p.logSelfStats(ctx, usr1)
 	return p.run(ctx)
 }
 
@@ -123,6 +129,7 @@ type plugin struct {
 	processExists func(uint32) bool
 	parentAlive   func() bool
 	procStatus    func() io.Reader // /proc/self/status, read to explain a missing capability
+	held          atomic.Int32     // queries held asleep at the last update, for selfstats
 }
 
 func (p *plugin) run(ctx context.Context) int {
@@ -137,10 +144,14 @@ func (p *plugin) run(ctx context.Context) int {
 	// The first status decides which charts this kernel can fill, and a
 	// missing permission is reported before any chart exists.
 	first, err := p.firstStatus(ctx, s, interval)
-	if err != nil {
-		return p.disable(err)
-	}
-	if ctx.Err() != nil {
+	if err != nil || ctx.Err() != nil {
+		// The sampling goroutine, which closes the client, never started.
+		if s.client != nil {
+			s.client.Close()
+		}
+		if err != nil {
+			return p.disable(err)
+		}
 		return 0
 	}
 	active := chartsFor(first.Fields, hz)
@@ -185,6 +196,7 @@ func (p *plugin) run(ctx context.Context) int {
 		if fatal != nil {
 			return p.disable(fatal)
 		}
+		p.held.Store(int32(w.penalty.Held))
 		var since time.Duration
 		if !last.IsZero() {
 			since = now.Sub(last)

@@ -22,6 +22,14 @@ type options struct {
 
 const defaultSampleInterval = 250 * time.Millisecond
 
+// Upper bounds: beyond them an option is a mistake, and it would cost the
+// machine something (a longer update interval overflows time.Duration; a
+// growth window of millions of samples costs memory and CPU every update).
+const (
+	maxUpdateEvery   = 86400 // seconds
+	maxGrowthSamples = 10000 // -growth-window / -sample-interval
+)
+
 const usageText = `Usage: audit.plugin [UPDATE_EVERY] [options]
 
 Netdata external plugin: charts the Linux kernel audit status (backlog,
@@ -43,8 +51,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o := options{updateEvery: 1}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		n, err := strconv.Atoi(args[0])
-		if err != nil || n < 1 {
-			return o, fmt.Errorf("invalid update interval %q: want a positive integer of seconds", args[0])
+		if err != nil || n < 1 || n > maxUpdateEvery {
+			return o, fmt.Errorf("invalid update interval %q: want a positive integer of seconds, at most %d", args[0], maxUpdateEvery)
 		}
 		o.updateEvery = n
 		args = args[1:]
@@ -52,8 +60,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		// Only a fallback: argv[1], what Netdata set for this plugin, wins
 		// even when the global value is unusable.
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return o, fmt.Errorf("invalid NETDATA_UPDATE_EVERY %q: want a positive integer of seconds", v)
+		if err != nil || n < 1 || n > maxUpdateEvery {
+			return o, fmt.Errorf("invalid NETDATA_UPDATE_EVERY %q: want a positive integer of seconds, at most %d", v, maxUpdateEvery)
 		}
 		o.updateEvery = n
 	}
@@ -75,8 +83,11 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			fmt.Fprint(stderr, usageText)
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
+			return o, err
 		}
-		return o, err
+		// The flag package quotes values but not flag names: an argument
+		// with a newline would split the one log line.
+		return o, errors.New(oneLine(err.Error()))
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -90,6 +101,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return o, fmt.Errorf("invalid -max-held-queries %d: must be between 1 and 1024", o.maxHeld)
 	case o.growthSpan < o.sampleInterval*3:
 		return o, fmt.Errorf("invalid -growth-window %v: must cover at least three samples", o.growthSpan)
+	case o.growthSpan/o.sampleInterval > maxGrowthSamples:
+		return o, fmt.Errorf("invalid -growth-window %v: must cover at most %d samples of -sample-interval %v", o.growthSpan, maxGrowthSamples, o.sampleInterval)
 	}
 	return o, nil
 }

@@ -80,11 +80,31 @@ func TestOptionsErrors(t *testing.T) {
 		{[]string{"1", "-growth-window", "500ms"}, "", "-growth-window"},
 		{[]string{"1", "extra"}, "", `"extra"`},
 		{[]string{"1", "2"}, "", `"2"`},
+		// Found by FuzzParseOptions: update intervals whose nanoseconds
+		// overflow time.Duration were accepted (one wrapped to 0.3 s),
+		// and a growth window of millions of samples cost memory and CPU
+		// at every update.
+		{[]string{"9223372036854775807"}, "", "update interval"},
+		{[]string{"18446744074"}, "", "update interval"},
+		{nil, "86401", "NETDATA_UPDATE_EVERY"},
+		{[]string{"1", "-sample-interval", "10ms", "-growth-window", "24h"}, "", "-growth-window"},
 	} {
 		_, err := parseOptions(tc.args, env(map[string]string{"NETDATA_UPDATE_EVERY": tc.env}), &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("args %q env %q: error %v, want one naming %s", tc.args, tc.env, err, tc.want)
 		}
+	}
+}
+
+// An argument with a newline must not split the one log line (found by
+// FuzzParseOptions: the flag package does not quote flag names).
+func TestBadOptionIsOneLine(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"1", "-bo\ngus"}, nil, &stdout, &stderr); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if e := stderr.String(); strings.Count(e, "\n") != 1 || !strings.Contains(e, `-bo\x0agus`) {
+		t.Errorf("stderr %q: want one line naming the flag, newline escaped", e)
 	}
 }
 

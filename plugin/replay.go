@@ -40,7 +40,7 @@ func replayClient(path string) func() (statusClient, error) {
 			r.statuses = append(r.statuses, s)
 		}
 		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read replay file: %w", err)
+			return nil, fmt.Errorf("read replay file %s: %w", path, err)
 		}
 		if len(r.statuses) == 0 {
 			return nil, fmt.Errorf("replay file %s has no statuses", path)

@@ -34,7 +34,7 @@ func Dial(fn Func) *Conn {
 	return &Conn{fn: fn, timeout: 20 * time.Millisecond, wake: make(chan struct{}, 1)}
 }
 
-// Send numbers the request like go-libaudit does (1, 2, 3, …) and queues the replies.
+// Send numbers the request like the real socket does (1, 2, 3, …) and queues the replies.
 func (c *Conn) Send(req syscall.NetlinkMessage) (uint32, error) {
 	c.mu.Lock()
 	if c.closed {
