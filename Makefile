@@ -7,6 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 BINARY  := audit.plugin
 GO_TEST := go test -race -count=1
 FUZZTIME ?= 10s
+SOAK ?= 10m
 
 .PHONY: help build test test-deps unit lint fuzz bench soak install uninstall clean
 
@@ -42,8 +43,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 	    go test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-bench: build ## benchmarks with ratios against baselines measured in the same run
-	go test -run '^$$' -bench . -benchmem ./...
+bench: ## benchmarks, one table with ratios against baselines measured in the same run (root)
+	./bench/run.sh
+
+soak: ## the plugin under a real Netdata with repeated real overflows for SOAK (default 10m; root)
+	AUDITPLUGIN_SOAK=$(SOAK) go test -count=1 -run TestSoak -timeout 30m -v ./e2e/
 
 install: build ## install into the Netdata on this machine (root)
 	./install.sh --binary ./$(BINARY)
