@@ -171,19 +171,22 @@ func restore(st *recoveryState, daemon *conn) []error {
 	}
 	defer c.close()
 
+	// Zero the wait time before anything else, the status read included:
+	// while the backlog is over its limit every other message would be held
+	// for the old wait time, and the sends queue behind each other. This one
+	// is not held (the kernel decides with the wait time it just set).
+	waitErr := c.set(maskBacklogWaitTime, 0)
 	cur, readErr := c.status(nil)
-	blind := readErr != nil
-	if blind {
+	if readErr != nil {
 		// Keep going: every step below is worth trying blind.
 		fail("read status before restore: %v", readErr)
 	}
+	blind := readErr != nil
 	if cur.Enabled == 2 {
 		return append(errs, fmt.Errorf("audit is immutable (enabled=2) now; nothing can be restored until reboot"))
 	}
-	if blind || cur.BacklogWaitTime != 0 {
-		if err := c.set(maskBacklogWaitTime, 0); err != nil {
-			fail("set backlog_wait_time=0: %v", err)
-		}
+	if waitErr != nil {
+		fail("set backlog_wait_time=0: %v", waitErr)
 	}
 	if blind || cur.Enabled != orig.Enabled {
 		if err := c.set(maskEnabled, orig.Enabled); err != nil {
