@@ -123,6 +123,9 @@ func Available() error {
 // SkipIfUnavailable skips the test when Available reports a problem.
 func SkipIfUnavailable(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: Netdata integration tests start a real Netdata")
+	}
 	if err := Available(); err != nil {
 		t.Skipf("skipping Netdata integration test: %v", err)
 	}

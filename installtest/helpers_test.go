@@ -162,6 +162,9 @@ const standInAlerts = `# stand-in alert file used by installtest while health.d/
 
 func requireRoot(t *testing.T) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: install tests change the machine's Netdata directories")
+	}
 	if euid := os.Geteuid(); euid != 0 {
 		t.Skipf("needs root: install.sh installs into Netdata's directories, chowns to root:netdata and sets file capabilities (euid is %d)", euid)
 	}
