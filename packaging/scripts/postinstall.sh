@@ -9,11 +9,15 @@
 #     file capability works only inside the bounding set. Where it is not
 #     needed (any more), the drop-in is removed. "zz-" sorts it after the
 #     other drop-ins, so a later CapabilityBoundingSet= cannot undo it.
+# DPKG_ROOT: dpkg --root's target tree (the group is looked up on the
+# running system), also how the tests run this on a fake tree; empty for
+# rpm and for a normal install.
 set -e
 
-PLUGIN=/usr/libexec/netdata/plugins.d/audit.plugin
+R=${DPKG_ROOT:-}
+PLUGIN=$R/usr/libexec/netdata/plugins.d/audit.plugin
 DROPIN_NAME=zz-audit-plugin.conf
-DROPIN_DIR=/etc/systemd/system/netdata.service.d
+DROPIN_DIR=$R/etc/systemd/system/netdata.service.d
 DROPIN=$DROPIN_DIR/$DROPIN_NAME
 
 # abort-remove: a failed removal after prerm removed the drop-in.
@@ -37,8 +41,8 @@ fi
 
 unit=
 for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
-	if [ -f "$d/netdata.service" ]; then
-		unit=$d/netdata.service
+	if [ -f "$R$d/netdata.service" ]; then
+		unit=$R$d/netdata.service
 		break
 	fi
 done
@@ -46,7 +50,7 @@ done
 # The unit's drop-ins other than ours, in the order systemd applies them.
 dropins() {
 	for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
-		for f in "$d/netdata.service.d"/*.conf; do
+		for f in "$R$d/netdata.service.d"/*.conf; do
 			[ -f "$f" ] || continue
 			[ "${f##*/}" = "$DROPIN_NAME" ] && continue
 			printf '%s\t%s\n' "${f##*/}" "$f"
@@ -130,7 +134,7 @@ elif [ -f "$DROPIN" ]; then
 fi
 
 if [ "$changed" = yes ]; then
-	if [ -d /run/systemd/system ]; then
+	if [ -z "$R" ] && [ -d /run/systemd/system ]; then
 		systemctl daemon-reload || true
 	fi
 	say "RESTART NEEDED for netdata.service's capability bounding set: systemctl restart netdata"

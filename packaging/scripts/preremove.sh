@@ -7,13 +7,14 @@
 # purged by `dpkg -r` itself, so removing leaves nothing behind, not even in
 # dpkg's database.
 set -e
-DROPIN_DIR=/etc/systemd/system/netdata.service.d
+R=${DPKG_ROOT:-} # dpkg --root's target tree; empty for rpm
+DROPIN_DIR=$R/etc/systemd/system/netdata.service.d
 DROPIN=$DROPIN_DIR/zz-audit-plugin.conf
 case "${1:-}" in remove | 0) ;; *) exit 0 ;; esac
 if [ -f "$DROPIN" ]; then
 	rm -f "$DROPIN"
 	rmdir "$DROPIN_DIR" 2>/dev/null || true
-	if [ -d /run/systemd/system ]; then
+	if [ -z "$R" ] && [ -d /run/systemd/system ]; then
 		systemctl daemon-reload || true
 	fi
 	printf 'audit-plugin: removed %s; restart Netdata to drop CAP_AUDIT_CONTROL from its bounding set: systemctl restart netdata\n' "$DROPIN"
