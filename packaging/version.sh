@@ -12,7 +12,10 @@ set -eu
 describe=$(git describe --tags --always --dirty 2>/dev/null) || { echo 0.0.0+dev; exit 0; }
 dirty=
 case $describe in *-dirty) dirty=.dirty describe=${describe%-dirty} ;; esac
-case $describe in
+# A bare commit hash may start with a digit too: a tag is there only if
+# describe works without --always.
+tag=$(git describe --tags --abbrev=0 2>/dev/null) || tag=
+case $tag in
 v[0-9]* | [0-9]*)
 	describe=${describe#v}
 	base=${describe%%-*}
