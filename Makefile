@@ -65,7 +65,7 @@ build/$(BINARY): FORCE
 	@mkdir -p build
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./plugin
 
-deb: build/$(BINARY) ## build build/audit-plugin_VERSION_ARCH.deb (apt install ./build/audit-plugin_*.deb)
+deb: build/$(BINARY) ## build build/audit-plugin_VERSION-1_ARCH.deb (then: sudo apt install ./build/audit-plugin_*.deb)
 	@rm -f build/*.deb
 	$(PKG_ENV) $(NFPM) package -f packaging/nfpm.yaml -p deb -t build/
 
