@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"auditplugin/e2e"
-	"auditplugin/netlink/kerneltest"
 )
 
 // Netdata 2.11, built for Debian 12 (which packages only 1.37), from
@@ -193,7 +192,6 @@ func TestIntegrationDebInNetdata211(t *testing.T) {
 	requireDebianMachine(t)
 	requireNetdata2(t)
 	withDeb(t, false, func(t0 time.Time) {
-		kerneltest.Lock(t) // the chart values are compared with the kernel's
 		a := startNetdata2(t, filepath.Dir(plugin),
 			"[directories]\n    stock health config = "+stockHealth+"\n")
 		a.WaitChart(t, "linux_audit.backlog_utilization", 60*time.Second)
