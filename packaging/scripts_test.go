@@ -82,20 +82,32 @@ func TestIntegrationMaintainerScripts(t *testing.T) {
 		files      map[string]string
 		arg        string
 		wantDropin bool
+		wantOut    string // in postinstall's output
 	}{
-		{"Debian 1.37 unit", map[string]string{unitPath: unitWithoutAudit}, "configure", true},
-		{"Debian 1.37 unit, rpm install", map[string]string{"/usr/lib/systemd/system/netdata.service": unitWithoutAudit}, "1", true},
-		{"Netdata 2.11 unit", map[string]string{unitPath: unitWithAudit}, "configure", false},
-		{"unit without a bounding set", map[string]string{unitPath: unitUnbounded}, "2", false},
-		{"admin drop-in adds the capability", map[string]string{unitPath: unitWithoutAudit, etcUnit + "caps.conf": adminAddsAudit}, "configure", false},
-		{"admin drop-in about something else", map[string]string{unitPath: unitWithoutAudit, etcUnit + "nice.conf": adminOther}, "configure", true},
-		{"no netdata.service", nil, "configure", false},
+		{"Debian 1.37 unit", map[string]string{unitPath: unitWithoutAudit}, "configure", true, "lacks CAP_AUDIT_CONTROL: added"},
+		{"Debian 1.37 unit, rpm install", map[string]string{"/usr/lib/systemd/system/netdata.service": unitWithoutAudit}, "1", true, "lacks CAP_AUDIT_CONTROL: added"},
+		{"Netdata 2.11 unit", map[string]string{unitPath: unitWithAudit}, "configure", false, ""},
+		{"unit without a bounding set", map[string]string{unitPath: unitUnbounded}, "2", false, ""},
+		{"admin drop-in adds the capability", map[string]string{unitPath: unitWithoutAudit, etcUnit + "caps.conf": adminAddsAudit}, "configure", false, ""},
+		{"admin drop-in about something else", map[string]string{unitPath: unitWithoutAudit, etcUnit + "nice.conf": adminOther}, "configure", true, ""},
+		{"no netdata.service", nil, "configure", false, ""},
+		{"a later drop-in empties the set", map[string]string{unitPath: unitWithoutAudit, etcUnit + "zzzz-strict.conf": "[Service]\nCapabilityBoundingSet=\n"}, "configure", true,
+			"drop-in applied after"},
+		{"NoNewPrivileges", map[string]string{unitPath: unitWithAudit + "NoNewPrivileges=yes\n"}, "configure", false, "NoNewPrivileges=yes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := fakeTree(t, c.files)
-			if _, err := runScript(t, root, "postinstall.sh", c.arg); err != nil {
+			out, err := runScript(t, root, "postinstall.sh", c.arg)
+			if err != nil {
 				t.Fatalf("postinstall %s: %v", c.arg, err)
+			}
+			if c.wantOut != "" && !strings.Contains(out, c.wantOut) {
+				t.Errorf("postinstall output lacks %q", c.wantOut)
+			}
+			wantWarn := strings.Contains(c.wantOut, "applied after") || strings.Contains(c.wantOut, "NoNewPrivileges")
+			if strings.Contains(out, "warning") != wantWarn {
+				t.Errorf("postinstall warns = %v, want %v", !wantWarn, wantWarn)
 			}
 			p := filepath.Join(root, plugin)
 			if out, _ := exec.Command("getcap", p).Output(); !strings.HasSuffix(strings.TrimSpace(string(out)), "cap_audit_control=ep") {
@@ -126,9 +138,11 @@ func TestIntegrationMaintainerScripts(t *testing.T) {
 				t.Errorf("preremove %s left the drop-in", rm)
 			}
 			dir := filepath.Join(root, dropinDir)
-			_, adminFiles := c.files[etcUnit+"caps.conf"]
-			_, other := c.files[etcUnit+"nice.conf"]
-			if exists(dir) != (adminFiles || other) {
+			adminFiles := false
+			for f := range c.files {
+				adminFiles = adminFiles || strings.HasPrefix(f, etcUnit)
+			}
+			if exists(dir) != adminFiles {
 				t.Errorf("after preremove, %s exists = %v, want it only when it holds the admin's drop-in", dropinDir, exists(dir))
 			}
 		})

@@ -47,12 +47,13 @@ for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/sy
 	fi
 done
 
-# The unit's drop-ins other than ours, in the order systemd applies them.
+# The unit's drop-ins in the order systemd applies them: all of them with
+# "all", else all but ours.
 dropins() {
 	for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
 		for f in "$R$d/netdata.service.d"/*.conf; do
 			[ -f "$f" ] || continue
-			[ "${f##*/}" = "$DROPIN_NAME" ] && continue
+			[ "${1:-}" != all ] && [ "${f##*/}" = "$DROPIN_NAME" ] && continue
 			printf '%s\t%s\n' "${f##*/}" "$f"
 		done
 	done | awk -F '\t' '!seen[$1]++' | sort -t "$(printf '\t')" -k1,1 | cut -f2
@@ -104,10 +105,13 @@ if [ -n "$unit" ]; then
 	# Word splitting on newlines only: unit paths have no spaces.
 	files="$unit $(dropins | tr '\n' ' ')"
 	# shellcheck disable=SC2086
-	[ "$(has_audit_cap $files)" = no ] && need_dropin=yes
+	if [ "$(has_audit_cap $files)" = no ]; then
+		need_dropin=yes
+	fi
 	# shellcheck disable=SC2086
-	[ "$(no_new_privs $files)" = yes ] &&
+	if [ "$(no_new_privs $files)" = yes ]; then
 		say "warning: netdata.service sets NoNewPrivileges=yes: the kernel then ignores file capabilities; override it with NoNewPrivileges=no in a drop-in" >&2
+	fi
 fi
 
 changed=no
@@ -119,12 +123,17 @@ if [ "$need_dropin" = yes ]; then
 [Service]
 CapabilityBoundingSet=CAP_AUDIT_CONTROL'
 	if [ ! -f "$DROPIN" ] || [ "$(cat "$DROPIN")" != "$content" ]; then
-		mkdir -p "$DROPIN_DIR"
+		mkdir -p -m 0755 "$DROPIN_DIR"
 		printf '%s\n' "$content" >"$DROPIN.new"
 		chmod 0644 "$DROPIN.new"
 		mv -f "$DROPIN.new" "$DROPIN"
 		changed=yes
 		say "$unit's CapabilityBoundingSet lacks CAP_AUDIT_CONTROL: added $DROPIN"
+	fi
+	# A drop-in sorting after ours can still take the capability away.
+	# shellcheck disable=SC2086
+	if [ "$(has_audit_cap "$unit" $(dropins all | tr '\n' ' '))" = no ]; then
+		say "warning: a netdata.service drop-in applied after $DROPIN removes CAP_AUDIT_CONTROL from the bounding set again; audit.plugin will not get its capability until that drop-in allows it" >&2
 	fi
 elif [ -f "$DROPIN" ]; then
 	rm -f "$DROPIN"
