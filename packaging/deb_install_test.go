@@ -173,6 +173,14 @@ func TestIntegrationDebInNetdata137(t *testing.T) {
 	requireDebianMachine(t)
 	e2e.SkipIfUnavailable(t)
 	withDeb(t, true, func(t0 time.Time) {
+		// install.sh refuses to install over the package (dry run: it
+		// would change nothing even if it did not refuse).
+		cmd := exec.Command("bash", filepath.Join(repoRoot(t), "install.sh"), "--binary", plugin,
+			"--plugins-dir", debPlugins, "--health-dir", stockHealth, "--dry-run")
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), debLink) {
+			t.Errorf("install.sh over the package: %v, want a refusal naming %s:\n%s", err, debLink, out)
+		}
+
 		n := e2e.Start(t, e2e.Options{
 			PluginsDir:   debPlugins,
 			RunAsNetdata: true,
