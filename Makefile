@@ -9,7 +9,7 @@ GO_TEST := go test -race -count=1
 FUZZTIME ?= 10s
 SOAK_MINUTES ?= 10
 
-.PHONY: help build test test-deps unit lint fuzz bench soak install uninstall clean
+.PHONY: help build test test-deps unit lint fuzz bench soak install uninstall deb rpm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,33 @@ bench: ## benchmarks, one table with ratios against baselines measured in the sa
 soak: ## the plugin under a real Netdata, a real overflow every 30 s, for SOAK_MINUTES (10): takes that + ~15 s (root)
 	AUDITPLUGIN_SOAK=$(SOAK_MINUTES)m go test -count=1 -run '^TestSoak' -timeout $$(( $(SOAK_MINUTES) + 10 ))m -v ./e2e/
 
+# Packages (packaging/nfpm.yaml). nfpm runs at a pinned version through
+# `go run pkg@version`: it stays out of go.mod, so the plugin's module graph
+# (and `go mod tidy`) is only what the plugin and its tests use, and the
+# version and the module checksums (go.sum of nfpm's own module, checked
+# against sum.golang.org) fix the packager exactly. File times are the
+# commit's time, so one commit always gives byte-identical packages.
+NFPM        := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+PKG_VERSION := $(shell ./packaging/version.sh)
+PKG_ARCH    := $(shell go env GOARCH 2>/dev/null || echo amd64)
+PKG_EPOCH   := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+PKG_ENV     := PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) SOURCE_DATE_EPOCH=$(PKG_EPOCH)
+
+build/$(BINARY): FORCE
+	@mkdir -p build
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./plugin
+
+deb: build/$(BINARY) ## build build/audit-plugin_VERSION-1_ARCH.deb (then: sudo apt install ./build/audit-plugin_*.deb)
+	@rm -f build/*.deb
+	$(PKG_ENV) $(NFPM) package -f packaging/nfpm.yaml -p deb -t build/
+
+rpm: build/$(BINARY) ## build build/audit-plugin-VERSION-1.ARCH.rpm
+	@rm -f build/*.rpm
+	$(PKG_ENV) $(NFPM) package -f packaging/nfpm.yaml -p rpm -t build/
+
+.PHONY: FORCE
+FORCE:
+
 install: build ## install into the Netdata on this machine (root)
 	./install.sh --binary ./$(BINARY)
 
@@ -57,3 +84,4 @@ uninstall: ## remove what install put there (root)
 
 clean:
 	rm -f $(BINARY)
+	rm -rf build

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on Debian 12, only if it is missing:
-# a real Netdata (1.37), headless Chromium for the dashboard screenshot, and
-# setcap/getcap. Netdata's package does not start a daemon here (no systemd);
-# the tests start their own throwaway Netdata on loopback.
+# a real Netdata (1.37), headless Chromium for the dashboard screenshot,
+# setcap/getcap, and rpm (reads back the .rpm of make rpm; no rpm system
+# here). Netdata's package does not start a daemon here (no systemd); the
+# tests start their own throwaway Netdata on loopback.
 set -euo pipefail
 need=()
 command -v netdata >/dev/null || [ -x /usr/sbin/netdata ] || need+=(netdata)
 command -v chromium >/dev/null || need+=(chromium)
 command -v setcap >/dev/null || need+=(libcap2-bin)
 command -v python3 >/dev/null || need+=(python3)
+command -v rpm >/dev/null || need+=(rpm) # reads back the .rpm built by make rpm
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing test dependencies: ${need[*]} (run as root, or: apt-get install ${need[*]})" >&2

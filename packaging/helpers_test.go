@@ -1,0 +1,297 @@
+package packaging
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"auditplugin/e2e"
+	"auditplugin/installtest"
+)
+
+// Where the packages put things (packaging/nfpm.yaml).
+const (
+	pkgName      = "audit-plugin"
+	plugin       = "/usr/libexec/netdata/plugins.d/audit.plugin"
+	debLink      = "/usr/lib/netdata/plugins.d/audit.plugin" // Debian's netdata runs this
+	debPlugins   = "/usr/lib/netdata/plugins.d"
+	stockHealth  = "/usr/lib/netdata/conf.d/health.d"
+	alert        = stockHealth + "/linux_audit.conf"
+	dropinDir    = "/etc/systemd/system/netdata.service.d"
+	dropin       = dropinDir + "/zz-audit-plugin.conf"
+	debianUnit   = "/lib/systemd/system/netdata.service"
+	installSHMan = "/var/lib/netdata-audit-plugin/manifest"
+)
+
+// repoRoot is the repository (go test runs in packaging/).
+func repoRoot(t testing.TB) string { return e2e.ModuleRoot(t) }
+
+var built struct {
+	sync.Mutex
+	paths map[string]string
+}
+
+// buildPackage runs `make FORMAT` (deb or rpm) in the repository, once per
+// test binary, and returns a copy of the package in a directory that lives
+// as long as the test binary. The first run may download nfpm through the
+// Go module proxy.
+func buildPackage(t testing.TB, format string) string {
+	t.Helper()
+	built.Lock()
+	defer built.Unlock()
+	if p, ok := built.paths[format]; ok {
+		return p
+	}
+	p := makePackage(t, format, sharedTempDir(t))
+	if built.paths == nil {
+		built.paths = map[string]string{}
+	}
+	built.paths[format] = p
+	return p
+}
+
+var tmp struct {
+	once sync.Once
+	dir  string
+}
+
+// sharedTempDir is removed by TestMain.
+func sharedTempDir(t testing.TB) string {
+	tmp.once.Do(func() {
+		d, err := os.MkdirTemp("", "packaging-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp.dir = d
+	})
+	return tmp.dir
+}
+
+// makePackage runs `make FORMAT` and copies the one package it made into dir
+// under a fresh name.
+func makePackage(t testing.TB, format, dir string) string {
+	t.Helper()
+	start := time.Now()
+	root := repoRoot(t)
+	cmd := exec.Command("make", "--no-print-directory", format)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make %s: %v\n%s", format, err, out)
+	}
+	matches, _ := filepath.Glob(filepath.Join(root, "build", pkgName+"*."+format))
+	if len(matches) != 1 {
+		t.Fatalf("make %s made %q, want one package in build/\n%s", format, matches, out)
+	}
+	b, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.MkdirTemp(dir, format+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dpkg (run as root, reading as _apt with apt) needs to read it.
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(d, filepath.Base(matches[0]))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("make %s: %s (%d bytes) in %v", format, filepath.Base(p), len(b), time.Since(start).Round(100*time.Millisecond))
+	return p
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if tmp.dir != "" {
+		os.RemoveAll(tmp.dir)
+	}
+	os.Exit(code)
+}
+
+// wantVersion is packaging/version.sh's answer for this checkout.
+func wantVersion(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command("./packaging/version.sh")
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("packaging/version.sh: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// makeVersion is the Makefile's VERSION, which the plugin's -version prints.
+func makeVersion(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command("git", "describe", "--tags", "--always", "--dirty")
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		return "dev"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+func requireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s in PATH (%v)", tool, err)
+		}
+	}
+}
+
+// lockSystem holds installtest.SystemLockFile for the rest of t.
+func lockSystem(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(installtest.SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatalf("open lock: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			t.Fatalf("flock %s: %v", installtest.SystemLockFile, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			t.Fatalf("%s still held after 5 minutes", installtest.SystemLockFile)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() { f.Close() })
+}
+
+func fileHash(t testing.TB, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ---------------------------------------------------------------------------
+// File-system snapshots: names, types, modes, owners, content and file
+// capabilities below some directories, to prove that install + remove leaves
+// the machine as it was.
+
+type snapRoot struct {
+	path  string
+	depth int // levels below path; -1 for all
+}
+
+type fileState struct {
+	Mode     fs.FileMode
+	UID, GID uint32
+	Hash     string
+	Caps     string
+	Link     string
+}
+
+func snapshot(t testing.TB, roots ...snapRoot) map[string]fileState {
+	t.Helper()
+	out := map[string]fileState{}
+	for _, r := range roots {
+		if _, err := os.Lstat(r.path); err != nil {
+			continue
+		}
+		err := filepath.WalkDir(r.path, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			s := fileState{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid}
+			switch {
+			case fi.Mode()&fs.ModeSymlink != 0:
+				s.Link, _ = os.Readlink(p)
+			case fi.Mode().IsRegular():
+				s.Hash = fileHash(t, p)
+				s.Caps = fileCaps(p)
+			}
+			out[p] = s
+			depth := 0
+			if rel, _ := filepath.Rel(r.path, p); rel != "." {
+				depth = strings.Count(rel, string(filepath.Separator)) + 1
+			}
+			if d.IsDir() && r.depth >= 0 && depth >= r.depth {
+				return filepath.SkipDir
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("snapshot %s: %v", r.path, err)
+		}
+	}
+	return out
+}
+
+func fileCaps(p string) string {
+	buf := make([]byte, 64)
+	n, err := syscall.Getxattr(p, "security.capability", buf)
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(buf[:n])
+}
+
+func diff(a, b map[string]fileState) []string {
+	var out []string
+	for p, sa := range a {
+		sb, ok := b[p]
+		switch {
+		case !ok:
+			out = append(out, "removed "+p)
+		case sa != sb:
+			out = append(out, fmt.Sprintf("changed %s: %+v -> %+v", p, sa, sb))
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok {
+			out = append(out, "added "+p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
