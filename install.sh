@@ -162,7 +162,161 @@ setup_root() {
 	[ "$RP" = / ] && RP=
 	return 0
 }
+# h PATH_T: the host path, for messages. Files are reached through resolve.
 h() { printf '%s%s' "$RP" "$1"; }
+
+# ---------------------------------------------------------------------------
+# Resolving target paths. resolve walks a path one component at a time, as
+# the kernel does, but confined to --root as if chrooted there: an absolute
+# symlink starts again at the root and ".." stops at it, so nothing outside
+# the root is read, written or removed.
+#
+# With --check it also refuses, in one line naming the fix, a directory on
+# the way that root does not own or that anyone else can write (the group
+# and other write bits; with an ACL the group bits are its mask, so they
+# cover every named entry too). Whoever can write a directory on the way can
+# swap in their own file, or their own directory, between our write and our
+# setcap, and so get a file capability on their file. A world-writable sticky
+# directory (/tmp) may be on the way when the entry we pass through is
+# root's: the sticky bit stops others renaming or removing it.
+
+RESOLVED=
+ROOT_CHECKED=0
+
+# dir_ok DIR UID MODE NEXT_UID: DIR (owned by UID, octal MODE) is safe to pass
+# through to an entry owned by NEXT_UID ("" when DIR is where we write).
+dir_ok() {
+	local bad=
+	if [ "$2" != 0 ]; then
+		bad="is owned by uid $2 ($(id -nu "$2" 2>/dev/null || echo unknown)), not root"
+	elif [ $((8#$3 & 8#022)) != 0 ]; then
+		[ -n "$4" ] && [ "$4" = 0 ] && [ $((8#$3 & 8#1000)) != 0 ] && return 0
+		bad="is writable by users other than root (mode $3)"
+	fi
+	[ -z "$bad" ] && return 0
+	die "refusing to install: $1 $bad, so another user could swap in their own file before it gets CAP_AUDIT_CONTROL; fix: chown root $1 && chmod go-w $1 (or install elsewhere with --plugins-dir/--health-dir)"
+}
+
+# resolve [--check] PATH_T: sets RESOLVED to the host path of PATH_T. Parts
+# that do not exist (yet) are appended as they are.
+resolve() {
+	local check=0 top path cur comp next i n
+	local -a comps=() paths=() infos=()
+	if [ "$1" = --check ]; then
+		check=1
+		shift
+	fi
+	top=${RP:-/}
+	if [ "$check" = 1 ] && [ "$ROOT_CHECKED" = 0 ] && [ -n "$RP" ]; then
+		ROOT_CHECKED=1 # the root and the directories above it (pwd -P: no symlinks)
+		RP= resolve --check "$top"
+	fi
+	# The common case in one stat(1) call: no symlink on the way.
+	path=/${1#/}
+	case $path/ in */./* | */../* | *//*) ;; *)
+		cur=${top%/}
+		IFS=/ read -r -a comps <<<"${path#/}"
+		for comp in "${comps[@]}"; do
+			cur=$cur/$comp
+			paths+=("$cur")
+		done
+		mapfile -t infos < <(stat -c '%u %a %F' -- "$top" "${paths[@]}" 2>/dev/null)
+		case "${infos[*]}" in *"symbolic link"*) ;; *)
+			n=$((${#infos[@]} - 1)) # the number of paths that exist
+			for ((i = 0; i < ${#infos[@]}; i++)); do
+				cur=$top
+				[ "$i" = 0 ] || cur=${paths[i - 1]}
+				case ${infos[i]} in *" directory") ;; *)
+					# Not a directory: the rest is looked up no further.
+					RESOLVED=$cur${paths[-1]#"$cur"}
+					return 0
+					;;
+				esac
+				if [ "$check" = 1 ]; then
+					set -- ${infos[i]}
+					next=
+					[ "$i" -lt "$n" ] && next=${infos[i + 1]%% *}
+					dir_ok "$cur" "$1" "$2" "$next"
+				fi
+			done
+			RESOLVED=$top
+			[ ${#paths[@]} = 0 ] || RESOLVED=${paths[-1]}
+			return 0
+			;;
+		esac
+		;;
+	esac
+	resolve_walk "$check" "$1"
+}
+
+# resolve_walk CHECK PATH_T: resolve, one component at a time.
+resolve_walk() {
+	local check=$1 top cur rest comp next info curinfo links=0 tgt
+	top=${RP:-/}
+	cur=$top
+	curinfo=$(stat -c '%u %a' -- "$cur")
+	rest=${2#/}
+	while [ -n "$rest" ]; do
+		case $rest in
+		*/*)
+			comp=${rest%%/*}
+			rest=${rest#*/}
+			;;
+		*)
+			comp=$rest
+			rest=
+			;;
+		esac
+		case $comp in
+		"" | .) continue ;;
+		..)
+			if [ "$cur" != "$top" ]; then
+				cur=${cur%/*}
+				[ -n "$cur" ] || cur=/
+				curinfo=$(stat -c '%u %a' -- "$cur")
+			fi
+			continue
+			;;
+		esac
+		next=${cur%/}/$comp
+		if ! info=$(stat -c '%u %a %F' -- "$next" 2>/dev/null); then
+			case /$rest/ in */../*) die "cannot resolve $2: $next does not exist" ;; esac
+			[ "$check" = 1 ] && dir_ok "$cur" $curinfo ""
+			RESOLVED=$next${rest:+/$rest}
+			return 0
+		fi
+		[ "$check" = 1 ] && dir_ok "$cur" $curinfo "${info%% *}"
+		case $info in
+		*" symbolic link")
+			links=$((links + 1))
+			[ "$links" -le 40 ] || die "cannot resolve $2: too many symlinks"
+			tgt=$(readlink -- "$next")
+			case $tgt in /*)
+				cur=$top
+				curinfo=$(stat -c '%u %a' -- "$cur")
+				;;
+			esac
+			rest=${tgt#/}${rest:+/$rest}
+			;;
+		*" directory")
+			cur=$next
+			curinfo=${info% directory}
+			;;
+		*)
+			RESOLVED=$next${rest:+/$rest}
+			return 0
+			;;
+		esac
+	done
+	[ "$check" = 1 ] && dir_ok "$cur" $curinfo ""
+	RESOLVED=$cur
+}
+
+# rp PATH_T: prints the host path of PATH_T (no checks; for reading).
+rp() {
+	resolve "$1"
+	printf '%s' "$RESOLVED"
+}
 
 # ---------------------------------------------------------------------------
 # Preconditions. Each refuses before anything is changed.
@@ -455,8 +609,10 @@ NEW_MANIFEST=  # file collecting this run's manifest lines
 
 # place_file SRC DEST_T OWNER GROUP MODE WANT_CAP DETAILS
 place_file() {
-	local src=$1 dest owner=$3 group=$4 mode=$5 want_cap=$6 details=$7 action tmp
-	dest=$(h "$2")
+	local src=$1 dir name=${2##*/} dest owner=$3 group=$4 mode=$5 want_cap=$6 details=$7 action
+	resolve --check "${2%/*}"
+	dir=$RESOLVED
+	dest=$dir/$name
 	printf 'file\t%s\t%s\n' "$(sha "$src")" "$2" >>"$NEW_MANIFEST"
 	LAST_CHANGED=0
 	if file_matches "$src" "$dest" "$owner:$group" "${mode#0}" "$want_cap"; then
@@ -470,16 +626,46 @@ place_file() {
 		report "would be $action" "$dest ($details)"
 		return 0
 	fi
-	# Write a temporary file beside DEST and rename it: Netdata never sees a
-	# half-written plugin or alert file. The temporary name starts with a dot
-	# and does not end in .plugin or .conf, so Netdata ignores it. chown clears
-	# file capabilities, so setcap comes after install(1).
-	tmp=$(dirname "$dest")/.${dest##*/}.new
-	TMP_FILES+=("$tmp")
-	install -o "$owner" -g "$group" -m "$mode" "$src" "$tmp"
-	[ "$want_cap" = 1 ] && setcap cap_audit_control+ep "$tmp"
-	mv -f "$tmp" "$dest"
+	install_file "$src" "$dir" "$name" "$owner" "$group" "$mode" "$want_cap"
 	report "$action" "$dest ($details)"
+}
+
+# install_file SRC DIR NAME OWNER GROUP MODE WANT_CAP puts SRC at DIR/NAME,
+# DIR having passed resolve --check. The file is prepared, and given its
+# capability, in a new directory only root can enter (mktemp -d: 0700, a
+# name nobody can predict), inside DIR so that the final rename(2) stays on
+# one file system: Netdata never sees a half-written file, and nobody else
+# ever holds a name the file passes through. Its name there ends neither in
+# .plugin nor in .conf, so Netdata and systemd ignore it. Then the installed
+# file is checked (owner, mode, capability, SHA-256); on any mismatch the
+# previous file comes back (kept as a hard link) or, if there was none, the
+# new one goes, and the install fails.
+install_file() {
+	local src=$1 dir=$2 name=$3 owner=$4 group=$5 mode=$6 want_cap=$7 dest stage
+	dest=$dir/$name
+	stage=$(mktemp -d "$dir/.audit-plugin.XXXXXX") || die "cannot create a temporary directory in $dir"
+	STAGE_DIRS+=("$stage")
+	# chown clears file capabilities, so setcap comes after install(1).
+	install -o "$owner" -g "$group" -m "$mode" "$src" "$stage/new"
+	if [ "$want_cap" = 1 ]; then
+		setcap cap_audit_control+ep "$stage/new" ||
+			die "setcap cap_audit_control+ep failed on $dir (a file system without extended attributes?); install into a directory on a file system that supports file capabilities"
+	fi
+	if [ -f "$dest" ] && [ ! -L "$dest" ]; then
+		ln -- "$dest" "$stage/old"
+	fi
+	mv -fT -- "$stage/new" "$dest"
+	if ! file_matches "$src" "$dest" "$owner:$group" "${mode#0}" "$want_cap" ||
+		[ "$(sha "$dest")" != "$(sha "$src")" ]; then
+		if [ -f "$stage/old" ]; then
+			mv -fT -- "$stage/old" "$dest"
+		else
+			rm -f -- "$dest"
+		fi
+		rm -rf -- "$stage"
+		die "$dest did not come out as installed (owner $owner:$group, mode $mode$([ "$want_cap" = 1 ] && echo ', cap_audit_control+ep'), SHA-256 $(sha "$src")): something changed it; rolled back to what was there before. Find what else writes to $dir, then run $PROG again"
+	fi
+	rm -rf -- "$stage"
 }
 
 # remove_entry KIND SHA PATH_T: removes one manifest entry if still ours.
@@ -526,12 +712,16 @@ do_install() {
 	find_netdata
 	require_group
 	require_alert_file
-	prepare_binary
-	netdata_version
-
+	# Refuse early, before building, if the directories are not root's alone
+	# (checked again with the drop-in's below, before anything is changed).
 	plugin_t=$PLUGINS_DIR_T/$PLUGIN_NAME
 	alert_t=
 	[ "$NO_ALERTS" = 1 ] || alert_t=$HEALTH_DIR_T/$ALERT_NAME
+	for p in "$plugin_t" "$alert_t" "$MANIFEST_T"; do
+		[ -n "$p" ] && resolve --check "${p%/*}"
+	done
+	prepare_binary
+	netdata_version
 
 	# Does netdata.service need our drop-in?
 	find_unit
@@ -564,6 +754,12 @@ do_install() {
 		fi
 	done
 
+	# Refuse before changing anything if someone other than root could
+	# change a directory we would write to.
+	for p in "$plugin_t" "$alert_t" "$dropin_t" "$MANIFEST_T"; do
+		[ -n "$p" ] && resolve --check "${p%/*}"
+	done
+
 	say "Installing audit.plugin $PLUGIN_VERSION into $LAYOUT: $(h "$PLUGINS_DIR_T")"
 	[ "$DRY_RUN" = 1 ] && say "(dry run: nothing is changed)"
 
@@ -583,7 +779,8 @@ do_install() {
 	say "systemd: $unit_note"
 	dropin_changed=0
 	if [ -n "$dropin_t" ]; then
-		dir=$(h "$dropin_dir_t")
+		resolve --check "$dropin_dir_t"
+		dir=$RESOLVED
 		# The drop-in directory is ours to remove later only if we create it
 		# (or created it on an earlier run).
 		if [ ! -d "$dir" ] || [ -n "$(manifest_entry dir "$dropin_dir_t")" ]; then
@@ -669,10 +866,10 @@ write_manifest() {
 		report "would be written" "$m"
 		return 0
 	fi
-	install -d -o root -g root -m 0755 "$(h "$MANIFEST_DIR_T")"
-	TMP_FILES+=("$m.new")
-	install -o root -g root -m 0644 "$NEW_MANIFEST" "$m.new"
-	mv -f "$m.new" "$m"
+	resolve --check "$MANIFEST_DIR_T"
+	[ -d "$RESOLVED" ] || install -d -o root -g root -m 0755 "$RESOLVED"
+	resolve --check "$MANIFEST_DIR_T"
+	install_file "$NEW_MANIFEST" "$RESOLVED" "${MANIFEST_T##*/}" root root 0644 0
 	report written "$m"
 }
 
@@ -748,9 +945,9 @@ require_root
 setup_root
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/audit-plugin-install.XXXXXX")
-TMP_FILES=()
+STAGE_DIRS=()
 cleanup() {
-	for f in "${TMP_FILES[@]}"; do rm -f "$f"; done
+	for d in "${STAGE_DIRS[@]}"; do rm -rf -- "$d"; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
