@@ -29,6 +29,7 @@ ALERT_NAME=linux_audit.conf
 DROPIN_NAME=audit-plugin.conf
 MANIFEST_DIR_T=/var/lib/netdata-audit-plugin # "_T": a path on the target system
 MANIFEST_T=$MANIFEST_DIR_T/manifest
+DROPIN_DIR_T=/etc/systemd/system/netdata.service.d
 TAB=$(printf '\t')
 
 # Options.
@@ -341,13 +342,13 @@ require_group() {
 # find_netdata sets PLUGINS_DIR_T, HEALTH_DIR_T, LAYOUT and CONFIG_DIR_T.
 find_netdata() {
 	if [ -n "$PLUGINS_DIR_T" ]; then
-		[ -d "$(h "$PLUGINS_DIR_T")" ] ||
+		[ -d "$(rp "$PLUGINS_DIR_T")" ] ||
 			die "Netdata not found: the plugins directory $(h "$PLUGINS_DIR_T") given with --plugins-dir does not exist; install Netdata or pass the directory that holds Netdata's *.plugin files"
 		LAYOUT="given with --plugins-dir"
 	else
 		found=
 		for d in /usr/libexec/netdata/plugins.d /usr/lib/netdata/plugins.d /opt/netdata/usr/libexec/netdata/plugins.d; do
-			[ -d "$(h "$d")" ] && found="$found${found:+ }$d"
+			[ -d "$(rp "$d")" ] && found="$found${found:+ }$d"
 		done
 		case $found in
 		"") die "Netdata not found: none of /usr/libexec/netdata/plugins.d, /usr/lib/netdata/plugins.d, /opt/netdata/usr/libexec/netdata/plugins.d exists${RP:+ under $RP}; install Netdata first, or pass its plugins directory with --plugins-dir DIR" ;;
@@ -378,10 +379,6 @@ find_netdata() {
 		;;
 	esac
 	CONFIG_DIR_T=$base/etc/netdata
-	NETDATA_BIN_T=
-	for b in "$base/bin/netdata" "$base/usr/sbin/netdata" "$base/usr/bin/netdata"; do
-		[ -x "$(h "$b")" ] && [ -f "$(h "$b")" ] && NETDATA_BIN_T=$b && break
-	done
 
 	[ "$NO_ALERTS" = 1 ] && return 0
 	if [ -z "$HEALTH_DIR_T" ]; then
@@ -389,7 +386,7 @@ find_netdata() {
 			die "cannot tell Netdata's stock health directory for the plugins directory $PLUGINS_DIR_T; pass it with --health-dir DIR (or --no-alerts)"
 		HEALTH_DIR_T=$stock/health.d
 	fi
-	[ -d "$(h "$HEALTH_DIR_T")" ] ||
+	[ -d "$(rp "$HEALTH_DIR_T")" ] ||
 		die "Netdata's stock health directory $(h "$HEALTH_DIR_T") does not exist; pass the directory holding Netdata's stock alert *.conf files with --health-dir DIR (or --no-alerts)"
 }
 
@@ -446,8 +443,8 @@ build_plugin() {
 find_unit() {
 	UNIT=
 	for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
-		if [ -f "$(h "$d/netdata.service")" ]; then
-			UNIT=$(h "$d/netdata.service")
+		if [ -f "$(rp "$d/netdata.service")" ]; then
+			UNIT=$(rp "$d/netdata.service")
 			return 0
 		fi
 	done
@@ -459,7 +456,7 @@ find_unit() {
 unit_dropins() {
 	local d dir f
 	for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
-		dir=$(h "$d/netdata.service.d")
+		dir=$(rp "$d/netdata.service.d")
 		[ -d "$dir" ] || continue
 		for f in "$dir"/*.conf; do
 			[ -f "$f" ] || continue
@@ -518,11 +515,27 @@ systemd_running() { [ -z "$RP" ] && [ -d /run/systemd/system ]; }
 # ---------------------------------------------------------------------------
 # Netdata's own audit collector (2.11+, in debugfs.plugin, charts audit.*).
 
+# netdata_version sets NETDATA_VERSION (x.y or x.y.z) from the package
+# database, for the packaged layouts, or leaves it empty. Nothing from the
+# target is run: a netdata binary there may be anyone's (--root, an image, a
+# static install owned by netdata), and this script runs as root.
 NETDATA_VERSION=
 netdata_version() {
-	[ -n "$NETDATA_BIN_T" ] || return 0
-	v=$(timeout 10 "$(h "$NETDATA_BIN_T")" -v 2>/dev/null | head -n 1) || v=
-	NETDATA_VERSION=$(printf '%s\n' "$v" | sed -n 's/^[^0-9]*\([0-9][0-9]*\.[0-9][0-9]*\(\.[0-9][0-9]*\)\{0,1\}\).*/\1/p' | head -n 1)
+	local status
+	case $PLUGINS_DIR_T in /usr/lib/netdata/plugins.d | /usr/libexec/netdata/plugins.d) ;; *) return 0 ;; esac
+	status=$(rp /var/lib/dpkg/status)
+	[ -f "$status" ] || return 0
+	NETDATA_VERSION=$(awk '
+		function done_stanza() {
+			if (pkg == "netdata" && st ~ / installed$/ && !printed) { print ver; printed = 1 }
+			pkg = st = ver = ""
+		}
+		/^$/ { done_stanza(); next }
+		/^Package:/ { pkg = $2 }
+		/^Status:/ { st = $0 }
+		/^Version:/ { ver = $2 }
+		END { done_stanza() }' "$status" |
+		sed -n 's/^\([0-9]*:\)\{0,1\}\([0-9][0-9]*\.[0-9][0-9]*\(\.[0-9][0-9]*\)\{0,1\}\).*/\2/p' | head -n 1)
 	return 0
 }
 
@@ -539,10 +552,10 @@ version_at_least_2_11() {
 builtin_audit() {
 	if version_at_least_2_11; then
 		printf 'Netdata v%s' "$NETDATA_VERSION"
-	elif [ -n "$HEALTH_DIR_T" ] && [ -f "$(h "$HEALTH_DIR_T")/audit.conf" ]; then
+	elif [ -n "$HEALTH_DIR_T" ] && [ -f "$(rp "$HEALTH_DIR_T/audit.conf")" ]; then
 		printf 'its stock %s/audit.conf' "$HEALTH_DIR_T"
-	elif [ -f "$(h "$PLUGINS_DIR_T")/debugfs.plugin" ] &&
-		LC_ALL=C grep -aqE 'audit\.backlog_utilization|audit_backlog_utilization' "$(h "$PLUGINS_DIR_T")/debugfs.plugin"; then
+	elif [ -f "$(rp "$PLUGINS_DIR_T/debugfs.plugin")" ] &&
+		LC_ALL=C grep -aqE 'audit\.backlog_utilization|audit_backlog_utilization' "$(rp "$PLUGINS_DIR_T/debugfs.plugin")"; then
 		printf 'its debugfs.plugin with audit support'
 	fi
 }
@@ -577,9 +590,43 @@ EOF
 # with PATH as the target system sees it (without --root). Lines starting with
 # # are comments. The manifest's own directory is implied.
 
+# load_manifest copies the manifest's valid lines to $OLD_MANIFEST (empty if
+# there is none); every other use of the manifest reads that copy. A line is
+# valid if its path is one install.sh installs to: normalised (absolute, no
+# "//", "." or ".." component, no trailing "/"), a plugin named audit.plugin,
+# alerts named linux_audit.conf, or our drop-in and its directory. Anything
+# else is ignored with a warning, and its file kept.
+OLD_MANIFEST=
+load_manifest() {
+	local m info
+	OLD_MANIFEST=$WORK/manifest.old
+	: >"$OLD_MANIFEST"
+	resolve --check "$MANIFEST_DIR_T"
+	m=$RESOLVED/${MANIFEST_T##*/}
+	{ [ -e "$m" ] || [ -L "$m" ]; } || return 0
+	info=$(stat -c '%u %a' -- "$m")
+	if [ -L "$m" ] || [ ! -f "$m" ] || [ "${info%% *}" != 0 ] || [ $((8#${info#* } & 8#022)) != 0 ]; then
+		die "refusing to use $m: it is not a regular file that only root can write (owner uid, mode: $info), and it lists what install.sh removes; fix: check who changed it, then chown root:root $m && chmod 0644 $m"
+	fi
+	PROG=$PROG PLUGIN_NAME=$PLUGIN_NAME ALERT_NAME=$ALERT_NAME DROPIN_DIR=$DROPIN_DIR_T DROPINS="$DROPIN_NAME" awk -F '\t' -v out="$OLD_MANIFEST" '
+		function ok(kind, sum, p,   base, n, d, i) {
+			if (p !~ /^\/[^\t]*[^\/]$/ || p ~ /\/\// || p ~ /\/\.\.?(\/|$)/) return 0
+			base = p; sub(/^.*\//, "", base)
+			if (kind == "dir") return sum == "-" && p == ENVIRON["DROPIN_DIR"]
+			if (kind != "file" || length(sum) != 64 || sum ~ /[^0-9a-f]/) return 0
+			if (base == ENVIRON["PLUGIN_NAME"] || base == ENVIRON["ALERT_NAME"]) return 1
+			n = split(ENVIRON["DROPINS"], d, " ")
+			for (i = 1; i <= n; i++) if (p == ENVIRON["DROPIN_DIR"] "/" d[i]) return 1
+			return 0
+		}
+		/^#/ || /^$/ { next }
+		NF == 3 && ok($1, $2, $3) { print > out; next }
+		{ printf "%s: warning: ignored line %d of %s: not a path install.sh installs to; its file, if any, is kept: %s\n", ENVIRON["PROG"], FNR, FILENAME, $0 > "/dev/stderr" }
+	' "$m"
+}
+
 manifest_entry() { # KIND PATH: prints the manifest line for PATH, if any
-	[ -f "$(h "$MANIFEST_T")" ] || return 0
-	K=$1 P=$2 awk -F '\t' '$1 == ENVIRON["K"] && $3 == ENVIRON["P"]' "$(h "$MANIFEST_T")"
+	K=$1 P=$2 awk -F '\t' '$1 == ENVIRON["K"] && $3 == ENVIRON["P"]' "$OLD_MANIFEST"
 }
 
 sha() { sha256sum "$1" | cut -d ' ' -f 1; }
@@ -672,14 +719,15 @@ install_file() {
 REMOVED_DROPIN=0
 remove_entry() {
 	local kind=$1 sum=$2 p
-	p=$(h "$3")
 	case $kind in
 	file)
+		resolve --check "${3%/*}"
+		p=$RESOLVED/${3##*/}
 		if [ ! -e "$p" ] && [ ! -L "$p" ]; then
 			report "already gone" "$p"
 			return 0
 		fi
-		if [ ! -f "$p" ] || [ "$(sha "$p")" != "$sum" ]; then
+		if [ -L "$p" ] || [ ! -f "$p" ] || [ "$(sha "$p")" != "$sum" ]; then
 			warn "kept $p: it changed since it was installed, so it is no longer what this script installed; remove it by hand if you do not need it"
 			return 0
 		fi
@@ -688,15 +736,17 @@ remove_entry() {
 		if [ "$DRY_RUN" = 1 ]; then
 			report "would be removed" "$p"
 		else
-			rm -f "$p"
+			rm -f -- "$p"
 			report removed "$p"
 		fi
 		;;
 	dir)
-		[ -d "$p" ] || return 0
+		resolve --check "$3"
+		p=$RESOLVED
+		[ -d "$p" ] && [ ! -L "$p" ] || return 0
 		if [ "$DRY_RUN" = 1 ]; then
 			report "would be removed" "$p/ (if empty)"
-		elif rmdir "$p" 2>/dev/null; then
+		elif rmdir -- "$p" 2>/dev/null; then
 			report removed "$p/"
 		else
 			report kept "$p/ (not empty: it holds files this script did not create)"
@@ -720,12 +770,13 @@ do_install() {
 	for p in "$plugin_t" "$alert_t" "$MANIFEST_T"; do
 		[ -n "$p" ] && resolve --check "${p%/*}"
 	done
+	load_manifest
 	prepare_binary
 	netdata_version
 
 	# Does netdata.service need our drop-in?
 	find_unit
-	dropin_dir_t=/etc/systemd/system/netdata.service.d
+	dropin_dir_t=$DROPIN_DIR_T
 	dropin_t=
 	unit_note=
 	if [ "$NO_SYSTEMD" = 1 ]; then
@@ -749,7 +800,7 @@ do_install() {
 	# not ours (a Netdata package, or the admin, put it there).
 	for p in "$plugin_t" "$alert_t" "$dropin_t"; do
 		[ -n "$p" ] || continue
-		if { [ -e "$(h "$p")" ] || [ -L "$(h "$p")" ]; } && [ -z "$(manifest_entry file "$p")" ]; then
+		if { [ -e "$(rp "$p")" ] || [ -L "$(rp "$p")" ]; } && [ -z "$(manifest_entry file "$p")" ]; then
 			die "$(h "$p") already exists and was not installed by this script (it is not in $(h "$MANIFEST_T")); not overwriting it. Remove or rename it if it is an old copy of audit.plugin, then run $PROG again"
 		fi
 	done
@@ -808,9 +859,9 @@ EOF
 
 	# Whatever an earlier run installed and this one does not (another
 	# Netdata location, a drop-in no longer needed) is removed now.
-	if [ -f "$(h "$MANIFEST_T")" ]; then
+	if [ -s "$OLD_MANIFEST" ]; then
 		stale=$(awk -F '\t' 'NR == FNR { if ($0 !~ /^#/) keep[$1 FS $3] = 1; next }
-			!/^#/ && !(($1 FS $3) in keep)' "$NEW_MANIFEST" "$(h "$MANIFEST_T")")
+			!/^#/ && !(($1 FS $3) in keep)' "$NEW_MANIFEST" "$OLD_MANIFEST")
 		if [ -n "$stale" ]; then
 			before_removed=$REMOVED_DROPIN
 			printf '%s\n' "$stale" | awk -F '\t' '$1 == "file"' >"$WORK/stale"
@@ -827,10 +878,10 @@ EOF
 	say ""
 	explain_coexistence
 	user_alert=$(h "$CONFIG_DIR_T")/health.d/$ALERT_NAME
-	if [ -n "$alert_t" ] && [ -f "$user_alert" ]; then
+	if [ -n "$alert_t" ] && [ -f "$(rp "$CONFIG_DIR_T/health.d/$ALERT_NAME")" ]; then
 		say "Note: your copy $user_alert replaces the installed alerts; compare it with $(h "$alert_t")."
 	fi
-	if [ -f "$(h "$CONFIG_DIR_T")/health.d/audit.conf" ] && [ -n "$(builtin_audit)" ]; then
+	if [ -f "$(rp "$CONFIG_DIR_T/health.d/audit.conf")" ] && [ -n "$(builtin_audit)" ]; then
 		warn "$(h "$CONFIG_DIR_T")/health.d/audit.conf replaces Netdata's stock audit alerts (same name); rename it if it is not meant to"
 	fi
 
@@ -858,7 +909,7 @@ EOF
 write_manifest() {
 	local m
 	m=$(h "$MANIFEST_T")
-	if [ -f "$m" ] && cmp -s "$NEW_MANIFEST" "$m"; then
+	if [ -f "$(rp "$MANIFEST_T")" ] && cmp -s "$NEW_MANIFEST" "$(rp "$MANIFEST_T")"; then
 		return 0
 	fi
 	CHANGED=1
@@ -903,7 +954,8 @@ check_running_netdata() {
 
 do_uninstall() {
 	local m kind sum p
-	m=$(h "$MANIFEST_T")
+	load_manifest
+	m=$(rp "$MANIFEST_T")
 	if [ ! -f "$m" ]; then
 		say "Nothing to uninstall: no manifest at $m (audit.plugin was not installed by $PROG${RP:+ under $RP})."
 		return 0
@@ -912,11 +964,11 @@ do_uninstall() {
 	say "Removing what $m lists:"
 	# Files first, then directories deepest first.
 	{
-		awk -F '\t' '!/^#/ && $1 == "file"' "$m"
-		awk -F '\t' '!/^#/ && $1 == "dir"' "$m" | sort -r
+		awk -F '\t' '$1 == "file"' "$OLD_MANIFEST"
+		awk -F '\t' '$1 == "dir"' "$OLD_MANIFEST" | sort -r
 	} >"$WORK/entries"
 	while IFS="$TAB" read -r kind sum p; do
-		case $kind in file | dir) remove_entry "$kind" "$sum" "$p" ;; *) warn "ignored manifest line: $kind $sum $p" ;; esac
+		remove_entry "$kind" "$sum" "$p"
 	done <"$WORK/entries"
 	if [ "$DRY_RUN" = 1 ]; then
 		report "would be removed" "$m"
@@ -925,9 +977,9 @@ do_uninstall() {
 		say "Dry run: nothing was changed."
 		return 0
 	fi
-	rm -f "$m"
+	rm -f -- "$m"
 	report removed "$m"
-	rmdir "$(h "$MANIFEST_DIR_T")" 2>/dev/null && report removed "$(h "$MANIFEST_DIR_T")/"
+	rmdir -- "$(rp "$MANIFEST_DIR_T")" 2>/dev/null && report removed "$(h "$MANIFEST_DIR_T")/"
 	say ""
 	say "audit.plugin is uninstalled."
 	if [ "$REMOVED_DROPIN" = 1 ]; then

@@ -233,29 +233,32 @@ func TestIntegrationInstallDropinNoLongerNeeded(t *testing.T) {
 }
 
 // On Netdata 2.11+, which has an audit module of its own, the install says
-// how the two coexist, and leaves Netdata's health.d/audit.conf alone.
+// how the two coexist, and leaves Netdata's health.d/audit.conf alone. The
+// version comes from the package database (nothing in the target is run).
 func TestIntegrationInstallNetdata211(t *testing.T) {
 	requireFakeRoot(t)
 	plugin, alert := artifacts(t)
 	const stockAudit = "template: audit_backlog_utilization\n      on: audit.backlog_utilization\n"
 	cases := []struct {
 		name       string
-		version    string // what the fake netdata -v prints; "" for no binary
+		status     string // netdata's Status and Version in /var/lib/dpkg/status; "" for none
 		stockAudit bool
 		want       string
 	}{
-		{"netdata -v", "netdata v2.11.0", false, "Netdata 2.11+ detected (Netdata v2.11.0)"},
-		{"netdata -v, later", "netdata v3.0.1-12-nightly", false, "Netdata 2.11+ detected (Netdata v3.0.1)"},
+		{"dpkg", "install ok installed\nVersion: 2.11.0", false, "Netdata 2.11+ detected (Netdata v2.11.0)"},
+		{"dpkg, later, epoch and revision", "install ok installed\nVersion: 1:3.0.1-12", false, "Netdata 2.11+ detected (Netdata v3.0.1)"},
 		{"stock audit.conf", "", true, "Netdata 2.11+ detected (its stock /usr/lib/netdata/conf.d/health.d/audit.conf)"},
-		{"both", "netdata v2.11.2", true, "Netdata 2.11+ detected (Netdata v2.11.2)"},
-		{"older", "netdata v2.10.3", false, "Netdata v2.10.3 has no audit collector of its own"},
+		{"both", "install ok installed\nVersion: 2.11.2-1", true, "Netdata 2.11+ detected (Netdata v2.11.2)"},
+		{"older", "install ok installed\nVersion: 2.10.3", false, "Netdata v2.10.3 has no audit collector of its own"},
+		{"removed, config files left", "deinstall ok config-files\nVersion: 2.11.0", false, "Netdata has no audit collector of its own"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := fakeNetdata(t, "native", grantingUnit)
 			l := layouts["native"]
-			if c.version != "" {
-				writeFile(t, root+l.bin, "#!/bin/sh\necho '"+c.version+"'\n", 0o755)
+			if c.status != "" {
+				writeFile(t, root+"/var/lib/dpkg/status", "Package: libfoo\nStatus: install ok installed\nVersion: 9.9.9\n\n"+
+					"Package: netdata\nStatus: "+c.status+"\nArchitecture: amd64\n\nPackage: zlib1g\nStatus: install ok installed\nVersion: 1.2.13\n", 0o644)
 			}
 			stock := root + l.health + "/audit.conf"
 			if c.stockAudit {
