@@ -10,23 +10,31 @@
 #                                   that `edit-config health.d/linux_audit.conf`
 #                                   works. Not audit.conf: Netdata 2.11+ ships
 #                                   a health.d/audit.conf of its own.
-#   /etc/systemd/system/netdata.service.d/audit-plugin.conf
+#   /etc/systemd/system/netdata.service.d/zz-audit-plugin.conf
 #                                   only where netdata.service's capability
 #                                   bounding set lacks CAP_AUDIT_CONTROL (it
-#                                   would mask the file capability).
+#                                   would mask the file capability); named to
+#                                   apply after every usual drop-in.
 # Everything it creates is listed in a manifest, so --uninstall removes exactly
 # that, and a second run compares before writing and changes nothing.
 #
 # Run ./install.sh --help for the options.
 
 set -eu
+# stat's file types, sort's and [[ ]]'s order (systemd sorts drop-ins with
+# strcmp), and the tools' messages, the same whatever the caller's locale.
+export LC_ALL=C
 
 PROG=${0##*/}
 SRC_DIR=$(cd "$(dirname "$0")" && pwd)
 
 PLUGIN_NAME=audit.plugin
 ALERT_NAME=linux_audit.conf
-DROPIN_NAME=audit-plugin.conf
+# systemd applies drop-ins in the order of their file names, whatever their
+# directory; "zz-" sorts after override.conf (systemctl edit) and the usual
+# NN- prefixes, so that an earlier CapabilityBoundingSet= cannot undo ours.
+DROPIN_NAME=zz-audit-plugin.conf
+OLD_DROPIN_NAMES=audit-plugin.conf # earlier versions' names, migrated
 MANIFEST_DIR_T=/var/lib/netdata-audit-plugin # "_T": a path on the target system
 MANIFEST_T=$MANIFEST_DIR_T/manifest
 DROPIN_DIR_T=/etc/systemd/system/netdata.service.d
@@ -439,10 +447,15 @@ build_plugin() {
 # systemd. A file capability only takes effect within the process's capability
 # bounding set, and netdata.service may restrict that set.
 
+# systemd's unit search path, highest priority first (systemd.unit(5)), with
+# Debian's /lib/systemd/system.
+UNIT_PATH="/etc/systemd/system.control /run/systemd/system.control /run/systemd/transient /run/systemd/generator.early /etc/systemd/system /etc/systemd/system.attached /run/systemd/system /run/systemd/system.attached /run/systemd/generator /usr/local/lib/systemd/system /usr/lib/systemd/system /lib/systemd/system /run/systemd/generator.late"
+
 # find_unit sets UNIT (host path of the netdata.service systemd would load) or "".
 find_unit() {
+	local d
 	UNIT=
-	for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+	for d in $UNIT_PATH; do
 		if [ -f "$(rp "$d/netdata.service")" ]; then
 			UNIT=$(rp "$d/netdata.service")
 			return 0
@@ -450,50 +463,103 @@ find_unit() {
 	done
 }
 
-# unit_dropins prints the host paths of netdata.service's drop-ins other than
-# ours, in the order systemd applies them: sorted by file name, a name in /etc
-# hiding the same name in /run and /usr/lib.
+# unit_dropins prints netdata.service's drop-ins in the order systemd applies
+# them, one "NAME<TAB>HOST_PATH<TAB>PATH_T" line each (HOST_PATH "-" for one
+# that is masked: empty or /dev/null): every *.conf of netdata.service.d/ and
+# of service.d/ (drop-ins for every service) in every directory of the search
+# path, sorted by file name alone, a name in a directory of higher priority
+# hiding the same name further down.
 unit_dropins() {
-	local d dir f
-	for d in /etc/systemd/system /run/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
-		dir=$(rp "$d/netdata.service.d")
-		[ -d "$dir" ] || continue
-		for f in "$dir"/*.conf; do
-			[ -f "$f" ] || continue
-			[ "${f##*/}" = "$DROPIN_NAME" ] && continue
-			printf '%s\t%s\n' "${f##*/}" "$f"
+	local d sub dir f name host
+	for d in $UNIT_PATH; do
+		for sub in netdata.service.d service.d; do
+			dir=$(rp "$d/$sub")
+			[ -d "$dir" ] || continue
+			for f in "$dir"/*.conf; do
+				[ -e "$f" ] || [ -L "$f" ] || continue
+				name=${f##*/}
+				case $name in *"$TAB"* | *'
+'*) continue ;; esac
+				host=$(rp "$d/$sub/$name")
+				{ [ -f "$host" ] && [ -s "$host" ]; } || host=-
+				printf '%s\t%s\t%s\n' "$name" "$host" "$d/$sub/$name"
+			done
 		done
-	done | awk -F '\t' '!seen[$1]++' | sort -t "$TAB" -k1,1 | cut -f2
+	done | awk -F '\t' '!seen[$1]++' | sort -t "$TAB" -k1,1
 }
 
 # unit_has_audit_cap FILES... prints yes if CAP_AUDIT_CONTROL ends up in the
 # bounding set after systemd reads FILES in order, else no. systemd's rules
-# (config_parse_capability_set): unset means every capability; "" empties the
-# set and "~" fills it; the first list replaces the default; later lists are
-# OR-ed in, and "~" lists remove their capabilities.
+# (config_parse_capability_set in src/core/load-fragment.c): the set starts
+# full; an empty list (after an optional "~") replaces it with nothing, or
+# with everything after "~"; a list replaces the set while it is still full,
+# and is merged into it otherwise (OR-ed in, or with "~" taken out).
 unit_has_audit_cap() {
 	awk '
-	BEGIN { explicit = 0; has = 1 }
-	FNR == 1 { section = "" }
-	/^[ \t]*[#;]/ { next }
-	/^[ \t]*\[/ { section = $0; gsub(/[][ \t]/, "", section); next }
-	section == "Service" && /^[ \t]*CapabilityBoundingSet[ \t]*=/ {
-		v = $0; sub(/^[^=]*=[ \t]*/, "", v)
-		inv = 0; if (substr(v, 1, 1) == "~") { inv = 1; v = substr(v, 2) }
-		n = split(v, caps, /[ \t]+/); any = 0; found = 0
+	function clear(a, k) { for (k in a) delete a[k] }
+	function size(a, k, n) { n = 0; for (k in a) n++; return n }
+	function handle(v,   inv, n, i, c, toks, sum, k, full) {
+		inv = 0
+		if (substr(v, 1, 1) == "~") { inv = 1; v = substr(v, 2) }
+		gsub(/["\047]/, "", v)
+		n = split(v, toks, /[ \t]+/)
+		clear(sum)
 		for (i = 1; i <= n; i++) {
-			if (caps[i] == "") continue
-			any = 1; c = toupper(caps[i])
-			if (c == "CAP_AUDIT_CONTROL" || c == "30") found = 1
+			if (toks[i] == "") continue
+			c = toupper(toks[i]); if (c == "30") c = "CAP_AUDIT_CONTROL"
+			sum[c] = 1
 		}
-		if (!any) has = inv
-		else if (!explicit) has = inv ? !found : found
-		else if (inv && found) has = 0
-		else if (!inv && found) has = 1
-		explicit = 1
+		# The set is kept as "everything but E" (neg) or "only S".
+		full = neg && size(E) == 0
+		if (size(sum) == 0 || full) {
+			clear(E); clear(S)
+			neg = inv
+			for (k in sum) { if (inv) E[k] = 1; else S[k] = 1 }
+		} else if (inv) {
+			for (k in sum) { if (neg) E[k] = 1; else delete S[k] }
+		} else {
+			for (k in sum) { if (neg) delete E[k]; else S[k] = 1 }
+		}
 	}
-	END { print (has ? "yes" : "no") }
+	BEGIN { neg = 1 }
+	FNR == 1 { section = ""; cont = "" }
+	{
+		line = $0
+		if (cont != "") { line = cont " " line; cont = "" }
+		if (line ~ /\\$/) { cont = substr(line, 1, length(line) - 1); next }
+	}
+	line ~ /^[ \t]*[#;]/ { next }
+	line ~ /^[ \t]*\[/ { section = line; gsub(/[][ \t]/, "", section); next }
+	section == "Service" && line ~ /^[ \t]*CapabilityBoundingSet[ \t]*=/ {
+		v = line; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]+$/, "", v)
+		handle(v)
+	}
+	END { print ((neg ? !("CAP_AUDIT_CONTROL" in E) : ("CAP_AUDIT_CONTROL" in S)) ? "yes" : "no") }
 	' "$@"
+}
+
+# write_dropin FILE writes our drop-in.
+write_dropin() {
+	cat >"$1" <<'EOF'
+# Installed by audit.plugin's install.sh (removed by install.sh --uninstall).
+# audit.plugin reads the kernel audit status with the file capability
+# CAP_AUDIT_CONTROL, which works only inside the bounding set below.
+# A second CapabilityBoundingSet= line adds to the set the unit already has;
+# this file's name sorts after the usual drop-ins (override.conf, NN-*.conf),
+# and systemd applies drop-ins in the order of their names.
+[Service]
+CapabilityBoundingSet=CAP_AUDIT_CONTROL
+EOF
+}
+
+# dropin_rank PATH_T: the position of PATH_T's directory in UNIT_PATH.
+dropin_rank() {
+	local d i=0
+	for d in $UNIT_PATH; do
+		case $1 in "$d"/*) break ;; esac
+		i=$((i + 1))
+	done
+	echo "$i"
 }
 
 # unit_no_new_privs FILES... prints yes if NoNewPrivileges is on: then the
@@ -608,7 +674,7 @@ load_manifest() {
 	if [ -L "$m" ] || [ ! -f "$m" ] || [ "${info%% *}" != 0 ] || [ $((8#${info#* } & 8#022)) != 0 ]; then
 		die "refusing to use $m: it is not a regular file that only root can write (owner uid, mode: $info), and it lists what install.sh removes; fix: check who changed it, then chown root:root $m && chmod 0644 $m"
 	fi
-	PROG=$PROG PLUGIN_NAME=$PLUGIN_NAME ALERT_NAME=$ALERT_NAME DROPIN_DIR=$DROPIN_DIR_T DROPINS="$DROPIN_NAME" awk -F '\t' -v out="$OLD_MANIFEST" '
+	PROG=$PROG PLUGIN_NAME=$PLUGIN_NAME ALERT_NAME=$ALERT_NAME DROPIN_DIR=$DROPIN_DIR_T DROPINS="$DROPIN_NAME $OLD_DROPIN_NAMES" awk -F '\t' -v out="$OLD_MANIFEST" '
 		function ok(kind, sum, p,   base, n, d, i) {
 			if (p !~ /^\/[^\t]*[^\/]$/ || p ~ /\/\// || p ~ /\/\.\.?(\/|$)/) return 0
 			base = p; sub(/^.*\//, "", base)
@@ -784,13 +850,43 @@ do_install() {
 	elif [ -z "$UNIT" ]; then
 		unit_note="no netdata.service found: Netdata is not run by systemd here, no drop-in needed"
 	else
+		write_dropin "$WORK/$DROPIN_NAME"
+		# The unit and its drop-ins in systemd's order, ours (any name an
+		# earlier run installed) left out; then with ours in its place.
 		files=("$UNIT")
-		while IFS= read -r f; do files+=("$f"); done < <(unit_dropins)
+		with=("$UNIT")
+		later=()
+		ours_t=$dropin_dir_t/$DROPIN_NAME
+		placed=0
+		while IFS="$TAB" read -r name host path_t; do
+			if [ "$path_t" = "$ours_t" ] || [ -n "$(manifest_entry file "$path_t")" ]; then
+				continue
+			fi
+			if [ "$placed" = 0 ] && [[ $name > $DROPIN_NAME || $name == "$DROPIN_NAME" ]]; then
+				# A file of the same name in a directory before /etc/systemd/system
+				# hides ours; one after it is hidden by ours.
+				[ "$name" = "$DROPIN_NAME" ] && [ "$host" != - ] && [ "$(dropin_rank "$path_t")" -lt "$(dropin_rank "$ours_t")" ] && placed=2
+				if [ "$placed" = 0 ]; then
+					with+=("$WORK/$DROPIN_NAME")
+					placed=1
+				fi
+				[ "$name" = "$DROPIN_NAME" ] && [ "$placed" = 1 ] && continue
+			fi
+			[ "$host" != - ] || continue
+			files+=("$host")
+			with+=("$host")
+			[ "$placed" = 0 ] || later+=("$host")
+		done < <(unit_dropins)
+		[ "$placed" = 0 ] && with+=("$WORK/$DROPIN_NAME")
 		if [ "$(unit_has_audit_cap "${files[@]}")" = yes ]; then
 			unit_note="$UNIT lets Netdata keep CAP_AUDIT_CONTROL: no drop-in needed"
 		else
-			dropin_t=$dropin_dir_t/$DROPIN_NAME
+			dropin_t=$ours_t
 			unit_note="$UNIT's CapabilityBoundingSet lacks CAP_AUDIT_CONTROL, which would mask the file capability: it needs the drop-in below"
+			if [ "$(unit_has_audit_cap "${with[@]}")" != yes ]; then
+				die "netdata.service would still lack CAP_AUDIT_CONTROL with the drop-in $(h "$ours_t"): $(printf '%s ' "${later[@]}")applied after it (systemd orders drop-ins by file name) removes it again with CapabilityBoundingSet=; fix: add CAP_AUDIT_CONTROL to that line (or remove the line), then run $PROG again"
+			fi
+			files=("${with[@]}")
 		fi
 		[ "$(unit_no_new_privs "${files[@]}")" = yes ] &&
 			warn "netdata.service sets NoNewPrivileges=yes: the kernel then ignores file capabilities and audit.plugin will not get CAP_AUDIT_CONTROL; override it with NoNewPrivileges=no in a drop-in"
@@ -845,14 +941,6 @@ do_install() {
 				report created "$dir/"
 			fi
 		fi
-		cat >"$WORK/$DROPIN_NAME" <<'EOF'
-# Installed by audit.plugin's install.sh (removed by install.sh --uninstall).
-# audit.plugin reads the kernel audit status with the file capability
-# CAP_AUDIT_CONTROL, which works only inside the bounding set below.
-# A second CapabilityBoundingSet= line adds to the set the unit already has.
-[Service]
-CapabilityBoundingSet=CAP_AUDIT_CONTROL
-EOF
 		place_file "$WORK/$DROPIN_NAME" "$dropin_t" root root 0644 0 "root:root 0644"
 		[ "$LAST_CHANGED" = 1 ] && dropin_changed=1
 	fi

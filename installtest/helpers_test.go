@@ -28,7 +28,7 @@ const (
 	debHealthDir  = "/usr/lib/netdata/conf.d/health.d"
 	debUnit       = "/lib/systemd/system/netdata.service"
 	dropinDir     = "/etc/systemd/system/netdata.service.d"
-	dropinName    = "audit-plugin.conf"
+	dropinName    = "zz-audit-plugin.conf"
 	manifestDir   = "/var/lib/netdata-audit-plugin"
 	manifestName  = "manifest"
 	pluginName    = "audit.plugin"
