@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# Expanded only by build (=, not :=): install and uninstall run as root, and
+# must not run git in a checkout that may be someone else's (install.sh).
+VERSION = $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS = -s -w -X main.version=$(VERSION)
 BINARY  := audit.plugin
 GO_TEST := go test -race -count=1
 FUZZTIME ?= 10s
@@ -49,8 +51,8 @@ bench: ## benchmarks, one table with ratios against baselines measured in the sa
 soak: ## the plugin under a real Netdata, a real overflow every 30 s, for SOAK_MINUTES (10): takes that + ~15 s (root)
 	AUDITPLUGIN_SOAK=$(SOAK_MINUTES)m go test -count=1 -run '^TestSoak' -timeout $$(( $(SOAK_MINUTES) + 10 ))m -v ./e2e/
 
-install: build ## install into the Netdata on this machine (root)
-	./install.sh --binary ./$(BINARY)
+install: ## build as install.sh does (no git, no repository configuration run as root) and install (root)
+	./install.sh
 
 uninstall: ## remove what install put there (root)
 	./install.sh --uninstall

@@ -426,21 +426,77 @@ prepare_binary() {
 	esac
 }
 
+# build_plugin DEST builds ./plugin from this tree. This runs as root in a
+# checkout that may be someone else's, so nothing the checkout configures is
+# run: no git at all (git would run the checkout's core.fsmonitor, hooks,
+# aliases, textconv, includes... as root; tree_version reads .git itself);
+# -buildvcs=false (else go build runs git status for the VCS stamp);
+# GOTOOLCHAIN=local (a toolchain line in go.mod cannot make root download and
+# run another Go); GOWORK=off (a go.work above the checkout cannot swap in
+# other modules); GOFLAGS= and CGO_ENABLED=0 (no C compiler, no #cgo flags).
+# The Go sources themselves are what gets installed, so they are trusted.
 build_plugin() {
-	local dest=$1 ver flags=()
-	# root building a checkout owned by someone else (sudo ./install.sh): let
-	# git (ours and the one go build calls for VCS stamping) trust this tree.
-	# Config from the environment counts as command-line config, which git
-	# accepts for safe.directory.
-	export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0="$SRC_DIR"
-	ver=$(git -C "$SRC_DIR" describe --always --dirty 2>/dev/null) || ver=
-	if [ -z "$ver" ]; then
-		ver=dev
-		flags+=(-buildvcs=false) # not a git checkout (a tarball): nothing to stamp
-	fi
+	local dest=$1 ver
+	ver=$(tree_version)
 	say "Building audit.plugin $ver from $SRC_DIR with $(command -v go)"
-	(cd "$SRC_DIR" && CGO_ENABLED=0 go build "${flags[@]}" -trimpath -ldflags "-X main.version=$ver" -o "$dest" ./plugin) ||
+	(cd "$SRC_DIR" && CGO_ENABLED=0 GOFLAGS= GOWORK=off GOTOOLCHAIN=local \
+		go build -buildvcs=false -trimpath -ldflags "-X main.version=$ver" -o "$dest" ./plugin) ||
 		die "building audit.plugin failed (go build's error is above); fix it, or pass a prebuilt plugin with --binary PATH"
+}
+
+# read_git_file FILE prints FILE's first line if it is a regular file (not a
+# symlink: the checkout's owner could point it anywhere).
+read_git_file() {
+	[ -f "$1" ] && [ ! -L "$1" ] || return 1
+	head -c 4096 -- "$1" | head -n 1
+}
+
+# tree_version prints the source tree's version from .git, read as files:
+# the tag on HEAD (from packed-refs, peeled, or a lightweight loose tag),
+# else HEAD's commit (12 hex digits), else "dev" (not a git checkout, or one
+# it cannot read). Worktrees (.git a file) are followed to their common dir.
+tree_version() {
+	local gitdir common c head ref hash i tag=
+	if [ -d "$SRC_DIR/.git" ] && [ ! -L "$SRC_DIR/.git" ]; then
+		gitdir=$SRC_DIR/.git
+	else
+		gitdir=$(read_git_file "$SRC_DIR/.git") || gitdir=
+		gitdir=${gitdir#gitdir: }
+		case $gitdir in
+		"") echo dev && return 0 ;;
+		/*) ;;
+		*) gitdir=$SRC_DIR/$gitdir ;;
+		esac
+	fi
+	common=$gitdir
+	if c=$(read_git_file "$gitdir/commondir"); then
+		case $c in /*) common=$c ;; *) common=$gitdir/$c ;; esac
+	fi
+	head=$(read_git_file "$gitdir/HEAD") || head=
+	for i in 1 2 3 4 5; do
+		case $head in "ref: refs/"*) ;; *) break ;; esac
+		ref=${head#ref: }
+		case $ref in *..* | *[!A-Za-z0-9._/-]*) head= && break ;; esac
+		head=$(read_git_file "$gitdir/$ref") || head=$(read_git_file "$common/$ref") ||
+			head=$(awk -v r="$ref" '$2 == r { print $1; exit }' "$common/packed-refs" 2>/dev/null) || head=
+	done
+	hash=$head
+	case ${#hash} in 40 | 64) ;; *) hash= ;; esac
+	case $hash in *[!0-9a-f]*) hash= ;; esac
+	[ -n "$hash" ] || { echo dev && return 0; }
+	if [ -f "$common/packed-refs" ] && [ ! -L "$common/packed-refs" ]; then
+		tag=$(awk -v h="$hash" '
+			/^\^/ { if (substr($0, 2) == h && last != "") { print last; exit } next }
+			{ last = ""; if ($2 ~ /^refs\/tags\//) { last = substr($2, 11); if ($1 == h) { print last; exit } } }
+		' "$common/packed-refs")
+	fi
+	if [ -z "$tag" ] && [ -d "$common/refs/tags" ]; then
+		for c in "$common"/refs/tags/*; do
+			[ "$(read_git_file "$c")" = "$hash" ] && tag=${c##*/} && break
+		done
+	fi
+	# The version goes into -ldflags: only characters that cannot split it.
+	case $tag in "" | *[!A-Za-z0-9._+-]*) echo "${hash:0:12}" ;; *) echo "$tag" ;; esac
 }
 
 # ---------------------------------------------------------------------------
