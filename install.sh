@@ -914,14 +914,20 @@ do_install() {
 		later=()
 		ours_t=$dropin_dir_t/$DROPIN_NAME
 		placed=0
+		hider=
 		while IFS="$TAB" read -r name host path_t; do
-			if [ "$path_t" = "$ours_t" ] || [ -n "$(manifest_entry file "$path_t")" ]; then
-				continue
+			[ "$path_t" = "$ours_t" ] && continue
+			entry=$(manifest_entry file "$path_t")
+			if [ -n "$entry" ] && [ "$host" != - ] && [ "$(sha "$host")" = "$(printf '%s\n' "$entry" | cut -f2)" ]; then
+				continue # ours from an earlier run (old name): removed below
 			fi
 			if [ "$placed" = 0 ] && [[ $name > $DROPIN_NAME || $name == "$DROPIN_NAME" ]]; then
 				# A file of the same name in a directory before /etc/systemd/system
 				# hides ours; one after it is hidden by ours.
-				[ "$name" = "$DROPIN_NAME" ] && [ "$host" != - ] && [ "$(dropin_rank "$path_t")" -lt "$(dropin_rank "$ours_t")" ] && placed=2
+				if [ "$name" = "$DROPIN_NAME" ] && [ "$(dropin_rank "$path_t")" -lt "$(dropin_rank "$ours_t")" ]; then
+					placed=2
+					hider=$(rp "$path_t")
+				fi
 				if [ "$placed" = 0 ]; then
 					with+=("$WORK/$DROPIN_NAME")
 					placed=1
@@ -931,7 +937,7 @@ do_install() {
 			[ "$host" != - ] || continue
 			files+=("$host")
 			with+=("$host")
-			[ "$placed" = 0 ] || later+=("$host")
+			[ "$placed" = 0 ] || ! grep -qs 'CapabilityBoundingSet' -- "$host" || later+=("$host")
 		done < <(unit_dropins)
 		[ "$placed" = 0 ] && with+=("$WORK/$DROPIN_NAME")
 		if [ "$(unit_has_audit_cap "${files[@]}")" = yes ]; then
@@ -939,8 +945,11 @@ do_install() {
 		else
 			dropin_t=$ours_t
 			unit_note="$UNIT's CapabilityBoundingSet lacks CAP_AUDIT_CONTROL, which would mask the file capability: it needs the drop-in below"
+			if [ -n "$hider" ]; then
+				die "netdata.service would still lack CAP_AUDIT_CONTROL: $hider has the drop-in's name, $DROPIN_NAME, in a directory systemd reads first, so it hides $(h "$ours_t"); fix: add CapabilityBoundingSet=CAP_AUDIT_CONTROL to it as its last CapabilityBoundingSet= line, or remove it, then run $PROG again"
+			fi
 			if [ "$(unit_has_audit_cap "${with[@]}")" != yes ]; then
-				die "netdata.service would still lack CAP_AUDIT_CONTROL with the drop-in $(h "$ours_t"): $(printf '%s ' "${later[@]}")applied after it (systemd orders drop-ins by file name) removes it again with CapabilityBoundingSet=; fix: add CAP_AUDIT_CONTROL to that line (or remove the line), then run $PROG again"
+				die "netdata.service would still lack CAP_AUDIT_CONTROL with the drop-in $(h "$ours_t"): ${later[*]:-a drop-in} applied after it (systemd orders drop-ins by file name) removes it again with CapabilityBoundingSet=; fix: add CAP_AUDIT_CONTROL to that line (or remove the line), then run $PROG again"
 			fi
 			files=("${with[@]}")
 		fi

@@ -110,6 +110,8 @@ func TestIntegrationInstallDropinAppliesLast(t *testing.T) {
 		dropinDir + "/zzz-tight.conf",
 		"/usr/lib/systemd/system/service.d/zzz-all-services.conf",
 		"/etc/systemd/system.control/netdata.service.d/zzzz-set-property.conf",
+		// Same name as ours, in a directory systemd reads first: it hides ours.
+		"/etc/systemd/system.control/netdata.service.d/" + dropinName,
 	} {
 		for _, content := range []string{resetDropin, "[Service]\nCapabilityBoundingSet=~CAP_AUDIT_CONTROL\n"} {
 			writeFile(t, root+later, content, 0o644)
@@ -123,7 +125,7 @@ func TestIntegrationInstallDropinAppliesLast(t *testing.T) {
 			if lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n"); len(lines) != 1 {
 				t.Errorf("want one line on stderr, got %q", r.stderr)
 			}
-			mustContain(t, "the refusal", r.stderr, "would still lack CAP_AUDIT_CONTROL", root+later, "fix: add CAP_AUDIT_CONTROL")
+			mustContain(t, "the refusal", r.stderr, "would still lack CAP_AUDIT_CONTROL", root+later, "; fix: add ")
 			if err := os.Remove(root + later); err != nil {
 				t.Fatal(err)
 			}

@@ -79,20 +79,41 @@ func TestMain(m *testing.M) {
 	repoRoot = filepath.Dir(wd)
 	script = filepath.Join(repoRoot, "install.sh")
 
-	before := existing(installedPaths)
+	// Under the lock: another package's (or helper's) install test may be
+	// between its install and its uninstall right now.
+	var before, after string
+	underSystemLock(func() { before = existing(installedPaths) })
 	code := m.Run()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}
 	// Every test uninstalls in t.Cleanup; this is the last line of defence
 	// that says so loudly if one did not.
-	if after := existing(installedPaths); os.Geteuid() == 0 && after != before {
+	underSystemLock(func() { after = existing(installedPaths) })
+	if os.Geteuid() == 0 && after != before {
 		fmt.Fprintf(os.Stderr, "installtest: the machine was not restored: present before: [%s], after: [%s]\n", before, after)
 		if code == 0 {
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// underSystemLock runs f holding SystemLockFile, or without it if the lock
+// cannot be had (not root, or held for 5 minutes).
+func underSystemLock(f func()) {
+	l, err := os.OpenFile(SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		f()
+		return
+	}
+	defer l.Close()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			break
+		}
+	}
+	f()
 }
 
 func existing(paths []string) string {
