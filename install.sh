@@ -191,6 +191,10 @@ h() { printf '%s%s' "$RP" "$1"; }
 
 RESOLVED=
 ROOT_CHECKED=0
+# Resolutions already made, by "CHECK PATH_T": the paths do not change under
+# us (only root can change the checked ones, and this script only adds to
+# them), and the installs of the race tests run hundreds of times.
+declare -A RESOLVE_CACHE=()
 
 # dir_ok DIR UID MODE NEXT_UID: DIR (owned by UID, octal MODE) is safe to pass
 # through to an entry owned by NEXT_UID ("" when DIR is where we write).
@@ -209,16 +213,27 @@ dir_ok() {
 # resolve [--check] PATH_T: sets RESOLVED to the host path of PATH_T. Parts
 # that do not exist (yet) are appended as they are.
 resolve() {
-	local check=0 top path cur comp next i n
-	local -a comps=() paths=() infos=()
+	local check=0
 	if [ "$1" = --check ]; then
 		check=1
 		shift
 	fi
+	if [ -n "${RESOLVE_CACHE["$check $1"]+set}" ]; then
+		RESOLVED=${RESOLVE_CACHE["$check $1"]}
+		return 0
+	fi
+	resolve_uncached "$check" "$1"
+	RESOLVE_CACHE["$check $1"]=$RESOLVED
+}
+
+resolve_uncached() {
+	local check=$1 top path cur comp next i n
+	local -a comps=() paths=() infos=()
+	shift
 	top=${RP:-/}
 	if [ "$check" = 1 ] && [ "$ROOT_CHECKED" = 0 ] && [ -n "$RP" ]; then
 		ROOT_CHECKED=1 # the root and the directories above it (pwd -P: no symlinks)
-		RP= resolve --check "$top"
+		RP= resolve_uncached 1 "$top"
 	fi
 	# The common case in one stat(1) call: no symlink on the way.
 	path=/${1#/}
@@ -751,7 +766,11 @@ manifest_entry() { # KIND PATH: prints the manifest line for PATH, if any
 	K=$1 P=$2 awk -F '\t' '$1 == ENVIRON["K"] && $3 == ENVIRON["P"]' "$OLD_MANIFEST"
 }
 
-sha() { sha256sum "$1" | cut -d ' ' -f 1; }
+sha() {
+	local out
+	out=$(sha256sum -- "$1") || return 1
+	printf '%s\n' "${out%% *}"
+}
 
 # ---------------------------------------------------------------------------
 # Installing one file: compare first, write only when something differs.
@@ -764,7 +783,8 @@ file_matches() {
 	[ -f "$2" ] && [ ! -L "$2" ] || return 1
 	cmp -s "$1" "$2" || return 1
 	[ "$(stat -c '%U:%G %a' "$2")" = "$3 $4" ] || return 1
-	caps=$(getcap "$2" 2>/dev/null | sed 's/^.*[[:space:]]//')
+	caps=$(getcap "$2" 2>/dev/null) || caps=
+	case $caps in *[[:space:]]*) caps=${caps##*[[:space:]]} ;; *) caps= ;; esac
 	if [ "$5" = 1 ]; then
 		case $caps in cap_audit_control=ep | cap_audit_control+ep) return 0 ;; esac
 		return 1
@@ -897,7 +917,8 @@ do_install() {
 	netdata_version
 
 	# Does netdata.service need our drop-in?
-	find_unit
+	UNIT=
+	[ "$NO_SYSTEMD" = 1 ] || find_unit
 	dropin_dir_t=$DROPIN_DIR_T
 	dropin_t=
 	unit_note=
