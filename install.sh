@@ -87,7 +87,8 @@ Options:
   --no-systemd        do not install the systemd drop-in
   --group NAME        the group Netdata runs as (default: netdata)
   --root DIR          act on the file tree under DIR instead of / (for tests
-                      and images); every other path is inside DIR
+                      and images); every other path is inside DIR, its
+                      symlinks resolve inside it, and nothing in it is run
   --uninstall         remove what the manifest lists, and nothing else
   -n, --dry-run       print what would be done and change nothing
   -h, --help          this help
