@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# Expanded only by build (=, not :=): install and uninstall run as root, and
+# must not run git in a checkout that may be someone else's (install.sh).
+VERSION = $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS = -s -w -X main.version=$(VERSION)
 BINARY  := audit.plugin
 GO_TEST := go test -race -count=1
 FUZZTIME ?= 10s
@@ -56,10 +58,10 @@ soak: ## the plugin under a real Netdata, a real overflow every 30 s, for SOAK_M
 # against sum.golang.org) fix the packager exactly. File times are the
 # commit's time, so one commit always gives byte-identical packages.
 NFPM        := go run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
-PKG_VERSION := $(shell ./packaging/version.sh)
-PKG_ARCH    := $(shell go env GOARCH 2>/dev/null || echo amd64)
-PKG_EPOCH   := $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-PKG_ENV     := PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) SOURCE_DATE_EPOCH=$(PKG_EPOCH)
+PKG_VERSION  = $(shell ./packaging/version.sh)
+PKG_ARCH     = $(shell go env GOARCH 2>/dev/null || echo amd64)
+PKG_EPOCH    = $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+PKG_ENV      = PKG_VERSION=$(PKG_VERSION) PKG_ARCH=$(PKG_ARCH) SOURCE_DATE_EPOCH=$(PKG_EPOCH)
 
 build/$(BINARY): FORCE
 	@mkdir -p build
@@ -76,8 +78,8 @@ rpm: build/$(BINARY) ## build build/audit-plugin-VERSION-1.ARCH.rpm
 .PHONY: FORCE
 FORCE:
 
-install: build ## install into the Netdata on this machine (root)
-	./install.sh --binary ./$(BINARY)
+install: ## build as install.sh does (no git, no repository configuration run as root) and install (root)
+	./install.sh
 
 uninstall: ## remove what install put there (root)
 	./install.sh --uninstall

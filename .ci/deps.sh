@@ -11,6 +11,9 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v setcap >/dev/null || need+=(libcap2-bin)
 command -v python3 >/dev/null || need+=(python3)
 command -v rpm >/dev/null || need+=(rpm) # reads back the .rpm built by make rpm
+# systemd-analyze: installtest judges netdata.service's drop-ins with systemd's
+# own loader, offline (--root); systemd is not started.
+command -v systemd-analyze >/dev/null || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing test dependencies: ${need[*]} (run as root, or: apt-get install ${need[*]})" >&2

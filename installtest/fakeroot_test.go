@@ -161,6 +161,22 @@ func TestIntegrationInstallBoundingSet(t *testing.T) {
 			unitPath: grantingUnit,
 			"/usr/lib/systemd/system/netdata.service.d/10-tight.conf": "[Service]\nCapabilityBoundingSet=~CAP_AUDIT_CONTROL\n",
 		}, true},
+		{"override.conf empties it (systemctl edit)", map[string]string{
+			unitPath: grantingUnit,
+			"/etc/systemd/system/netdata.service.d/override.conf": "[Service]\nCapabilityBoundingSet=\n",
+		}, true},
+		{"a drop-in for every service empties it", map[string]string{
+			unitPath: grantingUnit,
+			"/usr/lib/systemd/system/service.d/10-tight.conf": "[Service]\nCapabilityBoundingSet=\n",
+		}, true},
+		{"~ alone fills it, then a list replaces it", map[string]string{unitPath: "[Service]\nCapabilityBoundingSet=~\nCapabilityBoundingSet=CAP_NET_RAW\n"}, true},
+		{"~ takes it out, a later list puts it back", map[string]string{unitPath: "[Service]\nCapabilityBoundingSet=~CAP_AUDIT_CONTROL\nCapabilityBoundingSet=CAP_AUDIT_CONTROL\n"}, false},
+		{"a continued line", map[string]string{unitPath: "[Service]\nCapabilityBoundingSet=CAP_NET_RAW \\\n  CAP_AUDIT_CONTROL\n"}, false},
+		{"by number", map[string]string{unitPath: "[Service]\nCapabilityBoundingSet=30\n"}, false},
+		{"a drop-in in /run/systemd/system.control", map[string]string{
+			unitPath: grantingUnit,
+			"/run/systemd/system.control/netdata.service.d/50-x.conf": "[Service]\nCapabilityBoundingSet=~CAP_AUDIT_CONTROL\n",
+		}, true},
 		{"/etc's drop-in hides /usr/lib's of the same name", map[string]string{
 			unitPath: grantingUnit,
 			"/usr/lib/systemd/system/netdata.service.d/10-tight.conf": "[Service]\nCapabilityBoundingSet=~CAP_AUDIT_CONTROL\n",
@@ -175,7 +191,25 @@ func TestIntegrationInstallBoundingSet(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			root := fakeNetdata(t, "debian", "")
 			for p, content := range c.files {
+				// No CAP_AUDIT_* but CAP_AUDIT_CONTROL, and an ExecStart, for
+				// systemd-analyze.
+				// "~LIST" keeps the other CAP_AUDIT_*: take them out too.
+				content = strings.ReplaceAll(content, "CAP_AUDIT_WRITE", "CAP_CHOWN")
+				lines := strings.Split(content, "\n")
+				for i, l := range lines {
+					if strings.HasPrefix(l, "CapabilityBoundingSet=~") && l != "CapabilityBoundingSet=~" {
+						lines[i] = l + " CAP_AUDIT_READ CAP_AUDIT_WRITE"
+					}
+				}
+				content = strings.Join(lines, "\n")
+				if strings.HasSuffix(p, ".service") && !strings.Contains(content, "ExecStart=") {
+					content = strings.Replace(content, "[Service]\n", "[Service]\nExecStart=/usr/sbin/netdata -D\n", 1)
+				}
 				writeFile(t, root+p, content, 0o644)
+			}
+			oracle := hasSystemdAnalyze()
+			if oracle && systemdGrantsAudit(t, root) == c.dropin {
+				t.Errorf("the case is wrong: systemd grants CAP_AUDIT_CONTROL = %v before the install, want %v", c.dropin, !c.dropin)
 			}
 			r := install(t, "--root", root, "--binary", plugin, "--alert-file", alert)
 			if r.code != 0 {
@@ -184,6 +218,9 @@ func TestIntegrationInstallBoundingSet(t *testing.T) {
 			_, err := os.Stat(root + dropinDir + "/" + dropinName)
 			if (err == nil) != c.dropin {
 				t.Errorf("drop-in installed = %v, want %v", err == nil, c.dropin)
+			}
+			if oracle && !systemdGrantsAudit(t, root) {
+				t.Errorf("after the install systemd leaves CAP_AUDIT_CONTROL out of netdata.service's bounding set")
 			}
 		})
 	}
@@ -233,29 +270,32 @@ func TestIntegrationInstallDropinNoLongerNeeded(t *testing.T) {
 }
 
 // On Netdata 2.11+, which has an audit module of its own, the install says
-// how the two coexist, and leaves Netdata's health.d/audit.conf alone.
+// how the two coexist, and leaves Netdata's health.d/audit.conf alone. The
+// version comes from the package database (nothing in the target is run).
 func TestIntegrationInstallNetdata211(t *testing.T) {
 	requireFakeRoot(t)
 	plugin, alert := artifacts(t)
 	const stockAudit = "template: audit_backlog_utilization\n      on: audit.backlog_utilization\n"
 	cases := []struct {
 		name       string
-		version    string // what the fake netdata -v prints; "" for no binary
+		status     string // netdata's Status and Version in /var/lib/dpkg/status; "" for none
 		stockAudit bool
 		want       string
 	}{
-		{"netdata -v", "netdata v2.11.0", false, "Netdata 2.11+ detected (Netdata v2.11.0)"},
-		{"netdata -v, later", "netdata v3.0.1-12-nightly", false, "Netdata 2.11+ detected (Netdata v3.0.1)"},
+		{"dpkg", "install ok installed\nVersion: 2.11.0", false, "Netdata 2.11+ detected (Netdata v2.11.0)"},
+		{"dpkg, later, epoch and revision", "install ok installed\nVersion: 1:3.0.1-12", false, "Netdata 2.11+ detected (Netdata v3.0.1)"},
 		{"stock audit.conf", "", true, "Netdata 2.11+ detected (its stock /usr/lib/netdata/conf.d/health.d/audit.conf)"},
-		{"both", "netdata v2.11.2", true, "Netdata 2.11+ detected (Netdata v2.11.2)"},
-		{"older", "netdata v2.10.3", false, "Netdata v2.10.3 has no audit collector of its own"},
+		{"both", "install ok installed\nVersion: 2.11.2-1", true, "Netdata 2.11+ detected (Netdata v2.11.2)"},
+		{"older", "install ok installed\nVersion: 2.10.3", false, "Netdata v2.10.3 has no audit collector of its own"},
+		{"removed, config files left", "deinstall ok config-files\nVersion: 2.11.0", false, "Netdata has no audit collector of its own"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := fakeNetdata(t, "native", grantingUnit)
 			l := layouts["native"]
-			if c.version != "" {
-				writeFile(t, root+l.bin, "#!/bin/sh\necho '"+c.version+"'\n", 0o755)
+			if c.status != "" {
+				writeFile(t, root+"/var/lib/dpkg/status", "Package: libfoo\nStatus: install ok installed\nVersion: 9.9.9\n\n"+
+					"Package: netdata\nStatus: "+c.status+"\nArchitecture: amd64\n\nPackage: zlib1g\nStatus: install ok installed\nVersion: 1.2.13\n", 0o644)
 			}
 			stock := root + l.health + "/audit.conf"
 			if c.stockAudit {

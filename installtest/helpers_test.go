@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -28,7 +29,7 @@ const (
 	debHealthDir  = "/usr/lib/netdata/conf.d/health.d"
 	debUnit       = "/lib/systemd/system/netdata.service"
 	dropinDir     = "/etc/systemd/system/netdata.service.d"
-	dropinName    = "audit-plugin.conf"
+	dropinName    = "zz-audit-plugin.conf"
 	manifestDir   = "/var/lib/netdata-audit-plugin"
 	manifestName  = "manifest"
 	pluginName    = "audit.plugin"
@@ -79,20 +80,49 @@ func TestMain(m *testing.M) {
 	repoRoot = filepath.Dir(wd)
 	script = filepath.Join(repoRoot, "install.sh")
 
-	before := existing(installedPaths)
+	// Under the lock: another package's (or helper's) install test may be
+	// between its install and its uninstall right now.
+	// Only where the tests install (root, not -short): the lock may be held
+	// for minutes by another package's tests.
+	flag.Parse()
+	check := os.Geteuid() == 0 && !testing.Short()
+	var before, after string
+	if check {
+		underSystemLock(func() { before = existing(installedPaths) })
+	}
 	code := m.Run()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}
 	// Every test uninstalls in t.Cleanup; this is the last line of defence
 	// that says so loudly if one did not.
-	if after := existing(installedPaths); os.Geteuid() == 0 && after != before {
+	if check {
+		underSystemLock(func() { after = existing(installedPaths) })
+	}
+	if check && after != before {
 		fmt.Fprintf(os.Stderr, "installtest: the machine was not restored: present before: [%s], after: [%s]\n", before, after)
 		if code == 0 {
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// underSystemLock runs f holding SystemLockFile, or without it if the lock
+// cannot be had (not root, or held for 5 minutes).
+func underSystemLock(f func()) {
+	l, err := os.OpenFile(SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		f()
+		return
+	}
+	defer l.Close()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err := syscall.Flock(int(l.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			break
+		}
+	}
+	f()
 }
 
 func existing(paths []string) string {
