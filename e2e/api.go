@@ -178,6 +178,7 @@ type Alarm struct {
 	Source           string   `json:"source"`
 	Units            string   `json:"units"`
 	Info             string   `json:"info"`
+	Summary          string   `json:"summary"` // 2.x
 	Status           string   `json:"status"`
 	LastStatusChange int64    `json:"last_status_change"`
 	LastUpdated      int64    `json:"last_updated"`
