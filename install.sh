@@ -718,6 +718,12 @@ Netdata 2.11+ detected ($why): it has its own audit module in debugfs.plugin,
   alert names and files do not clash: both can run side by side.
   To run only Netdata's module, uninstall this plugin ($PROG --uninstall)
   or set '[plugins] audit = no' in netdata.conf.
+  Both notify the same lost records (audit_lost_events, linux_audit_lost_records).
+  To silence one alert, exclude it in netdata.conf and restart Netdata:
+    [health]
+        enabled alarms = !audit_lost_events *
+  (or !linux_audit_lost_records; put the exclusion before the last pattern of
+  an existing 'enabled alarms' line). See README.md, "Netdata 2.x".
 EOF
 }
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on Debian 12, only if it is missing:
 # a real Netdata (1.37), headless Chromium for the dashboard screenshot,
-# setcap/getcap, and rpm (reads back the .rpm of make rpm; no rpm system
-# here). Netdata's package does not start a daemon here (no systemd); the
-# tests start their own throwaway Netdata on loopback.
+# setcap/getcap, rpm (reads back the .rpm of make rpm; no rpm system here),
+# and Netdata 2.11 from ../shared (.ci/netdata2.sh). Netdata's package does
+# not start a daemon here (no systemd); the tests start their own throwaway
+# Netdata on loopback.
 set -euo pipefail
+# Netdata 2.11 for the test matrix; outside CI a missing tarball only skips.
+rc=0; "$(dirname "$0")/netdata2.sh" || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || exit "$rc"
 need=()
 command -v netdata >/dev/null || [ -x /usr/sbin/netdata ] || need+=(netdata)
 command -v chromium >/dev/null || need+=(chromium)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,6 +118,30 @@ func (h *Host) Data(chart string, afterSec int) (*Data, error) {
 	return d, nil
 }
 
+// DataRange returns /api/v1/data?chart=CHART&after=AFTER&before=BEFORE
+// (unix seconds) in format=json, one row per second of update every 1.
+func (h *Host) DataRange(chart string, after, before int64) (*Data, error) {
+	var r struct {
+		Labels []string     `json:"labels"`
+		Data   [][]*float64 `json:"data"`
+	}
+	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(after)}, "before": {fmt.Sprint(before)}, "format": {"json"}}
+	if err := h.get("/api/v1/data", q, &r); err != nil {
+		return nil, err
+	}
+	d := &Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
+	for i, row := range r.Data {
+		d.Rows[i] = make([]float64, len(row))
+		for j, v := range row {
+			d.Rows[i][j] = math.NaN()
+			if v != nil {
+				d.Rows[i][j] = *v
+			}
+		}
+	}
+	return d, nil
+}
+
 // WaitChart waits until the chart exists and its last 10 s have two non-null
 // values, and returns that data; it fails the test after timeout. (Right
 // after a chart's first collection 1.37 briefly shows 0 in the newest slot,
@@ -178,6 +203,7 @@ type Alarm struct {
 	Source           string   `json:"source"`
 	Units            string   `json:"units"`
 	Info             string   `json:"info"`
+	Summary          string   `json:"summary"` // 2.x
 	Status           string   `json:"status"`
 	LastStatusChange int64    `json:"last_status_change"`
 	LastUpdated      int64    `json:"last_updated"`
@@ -211,6 +237,18 @@ func (h *Host) Alarms() (map[string]Alarm, int64, error) {
 		r.Alarms[k] = a
 	}
 	return r.Alarms, r.Latest, nil
+}
+
+// AlertSourceFile is the file of an alert's source: 1.37 writes
+// LINE@FILE, 2.x line=LINE,file=FILE.
+func AlertSourceFile(source string) string {
+	if _, f, ok := strings.Cut(source, ",file="); ok {
+		return f
+	}
+	if _, f, ok := strings.Cut(source, "@"); ok {
+		return f
+	}
+	return source
 }
 
 // AlarmLogEntry is an entry of /api/v1/alarm_log: one status transition.
@@ -252,13 +290,49 @@ type AlarmLogEntry struct {
 
 // AlarmLog returns /api/v1/alarm_log?after=AFTER: the transitions whose
 // unique_id is greater than after (0 for all), oldest first.
+//
+// On 2.x it returns the transitions Netdata notified (see notifiedLog): the
+// 2.11 build here answers /api/v1/alarm_log with an empty body and logs
+// "Failed to prepare statement SQL_SELECT_HEALTH_LOG". So on 2.x a
+// transition appears once notified: a first UNINITIALIZED->CLEAR never (use
+// the current status, /api/v1/alarms), a CLEAR after its delay.
 func (h *Host) AlarmLog(after int64) ([]AlarmLogEntry, error) {
+	if h.n.Major >= 2 {
+		return h.notifiedLog(after), nil
+	}
 	var r []AlarmLogEntry
 	if err := h.get("/api/v1/alarm_log", url.Values{"after": {fmt.Sprint(after)}}, &r); err != nil {
 		return nil, err
 	}
 	sort.Slice(r, func(i, j int) bool { return r[i].UniqueID < r[j].UniqueID })
 	return r, nil
+}
+
+// notifiedLog is AlarmLog made of this host's notifications: the alarm
+// script gets the same unique_id, ids, time, statuses and values.
+func (h *Host) notifiedLog(after int64) []AlarmLogEntry {
+	var out []AlarmLogEntry
+	for _, x := range h.Notifications() {
+		if x.UniqueID <= after {
+			continue
+		}
+		e := AlarmLogEntry{
+			Hostname: x.Host, UniqueID: x.UniqueID, AlarmID: x.AlarmID, AlarmEventID: x.EventID,
+			Name: x.Name, Chart: x.Chart, Context: x.Context, Class: x.Classification, Source: x.Source,
+			Units: x.Units, When: x.When, Duration: x.Duration, NonClearDuration: x.NonClearDuration,
+			Status: x.Status, OldStatus: x.OldStatus, ValueString: x.ValueString, OldValueString: x.OldValueString,
+			Info: x.Info, Recipient: x.Roles, Processed: true,
+		}
+		if v := x.Value; !math.IsNaN(v) {
+			e.Value = &v
+		}
+		if v := x.OldValue; !math.IsNaN(v) {
+			e.OldValue = &v
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UniqueID < out[j].UniqueID })
+	return out
 }
 
 // WaitAlarmStatus waits until the alarm log has an entry with unique_id >
@@ -294,8 +368,12 @@ func (h *Host) WaitAlarmStatus(t testing.TB, name, status string, after int64, t
 // oldest first (see Netdata.AllNotifications for every host).
 func (h *Host) Notifications() []Notification {
 	var out []Notification
+	guid := h.guid
+	if guid == "" && h.n.Major >= 2 {
+		guid = h.n.guid // 2.x passes the agent's own GUID too
+	}
 	for _, x := range h.n.AllNotifications() {
-		if x.MachineGUID == h.guid {
+		if x.MachineGUID == guid {
 			out = append(out, x)
 		}
 	}

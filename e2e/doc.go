@@ -153,4 +153,30 @@
 // reachable and hops. The parent evaluates its own health configuration for
 // the child and runs its own alarm script; such notifications carry the
 // child's machine GUID in argument 29.
+//
+// # Netdata 2.x
+//
+// Options.Binary selects the agent; Agents lists the test matrix (Debian's
+// 1.37 and Netdata 2.11 in /opt/netdata2, which Agent.Require installs from
+// ../shared/netdata-2.11 with .ci/netdata2.sh). Start reads the binary's
+// version (netdata -v) and, for 2.x, adds to netdata.conf [logs] method =
+// file with daemon.log, collector.log and health.log (2.x has no error.log;
+// ErrorLog reads daemon.log and collector.log), [ml] enabled = no, and gives
+// the instance a private run directory (NETDATA_RUN_DIR: its pipe, IPC
+// sockets and spawn server). Options.StockPlugins runs plugins of the
+// agent's own plugins directory (debugfs.plugin, Netdata's audit module) and
+// Options.StockHealth loads its stock alerts. Measured on 2.11.0 here:
+//   - health configuration errors are logfmt lines with level=error; an
+//     unknown key reads "... for alarm/template 'NAME' has unknown key 'K'."
+//     (1.37: "for template 'NAME'"); alert sources read line=N,file=PATH
+//     (1.37: N@PATH).
+//   - the alarm script's arguments drop family (1.37's 9th) and add the
+//     transition id, summary, context, component and type; the 28th, the
+//     host's machine GUID, is set for the agent's own host too.
+//   - /api/v1/alarm_log answers with an empty body ("Failed to prepare
+//     statement SQL_SELECT_HEALTH_LOG" in daemon.log), so Host.AlarmLog
+//     returns the notified transitions on 2.x (same ids, times, statuses and
+//     values); the first UNINITIALIZED->CLEAR is never notified: wait for
+//     the current status (/api/v1/alarms) instead.
+//   - /api/v1/alarms shows each alert's summary; there is no dashboard UI.
 package e2e

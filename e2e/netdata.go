@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,8 +51,17 @@ type Options struct {
 	// ExtraConf is appended to netdata.conf. A section repeated there is
 	// merged with the generated one and a repeated key overrides it.
 	ExtraConf string
-	// Binary is the netdata executable; empty means DefaultBinary.
+	// Binary is the netdata executable; empty means DefaultBinary. Its major
+	// version (netdata -v) decides the version-specific configuration and
+	// which log files ErrorLog reads.
 	Binary string
+	// StockPlugins names plugins of the agent's own plugins directory (the
+	// one beside Binary, e.g. "debugfs" on 2.x) to run as well; the other
+	// plugins there stay off.
+	StockPlugins []string
+	// StockHealth loads the agent's own stock health directory (beside
+	// Binary) instead of an empty one.
+	StockHealth bool
 }
 
 // StreamOptions configures streaming (stream.conf).
@@ -94,10 +104,13 @@ type Netdata struct {
 
 	Dir        string // root of everything Start wrote
 	ConfigFile string // netdata.conf
-	LogDir     string // error.log, health.log, access.log, netdata.out
+	LogDir     string // 1.37: error.log, health.log, access.log; 2.x: daemon.log, collector.log, health.log; netdata.out
+	Version    string // of the binary, e.g. "v2.11.0"
+	Major      int    // its major version: 1 or 2
 	LibDir     string // [directories] lib; unique, so it identifies the instance's processes
 	NotifyFile string // where the recorder script appends
 
+	bin     string
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	waitErr error
@@ -183,6 +196,10 @@ func start(t testing.TB, bin string, o Options) (*Netdata, error) {
 		return nil, err
 	}
 	n := &Netdata{t: t, opts: o, port: port, exited: make(chan struct{})}
+	if n.Version, n.Major, err = BinaryVersion(bin); err != nil {
+		return nil, err
+	}
+	n.bin = bin
 	n.hostname = o.Hostname
 	if n.hostname == "" {
 		n.hostname = fmt.Sprintf("e2e-%d", port)
@@ -202,6 +219,11 @@ func start(t testing.TB, bin string, o Options) (*Netdata, error) {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.Env = append(os.Environ(), "DO_NOT_TRACK=1")
+	if n.Major >= 2 {
+		// 2.x keeps its pipe, IPC sockets and spawn server in the run dir
+		// (default /run/netdata): a private one per instance.
+		cmd.Env = append(cmd.Env, "NETDATA_RUN_DIR="+filepath.Join(n.Dir, "run"))
+	}
 	// Own process group: the spawn server, plugins and alarm scripts join
 	// it, so one kill(-pgid) reaches all of them.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -326,6 +348,10 @@ func (n *Netdata) prepare() error {
 		healthDir = filepath.Join(n.Dir, "health")
 	}
 	pluginDirs := quote(filepath.Join(n.Dir, "harness-plugins"))
+	stockPlugins := n.stockDir("usr/libexec/netdata/plugins.d")
+	if len(o.StockPlugins) > 0 {
+		pluginDirs += " " + quote(stockPlugins)
+	}
 	if o.PluginsDir != "" {
 		abs, err := filepath.Abs(o.PluginsDir)
 		if err != nil {
@@ -359,28 +385,57 @@ func (n *Netdata) prepare() error {
 	p("\thome = %s", filepath.Join(n.Dir, "home"))
 	p("\tplugins = %s", pluginDirs)
 	p("\thealth config = %s", healthDir)
-	p("\tstock health config = %s", filepath.Join(n.Dir, "stock-health"))
+	stockHealth := filepath.Join(n.Dir, "stock-health")
+	if o.StockHealth {
+		stockHealth = n.stockDir("usr/lib/netdata/conf.d/health.d")
+	}
+	p("\tstock health config = %s", stockHealth)
 	p("[logs]")
 	p("\terrors flood protection period = 0")
+	if n.Major >= 2 {
+		// 2.x logs to the journal when it can: files, as 1.37 does.
+		p("\tmethod = file")
+		p("\tlevel = info")
+		p("\tdaemon = %s", filepath.Join(n.LogDir, "daemon.log"))
+		p("\tcollector = %s", filepath.Join(n.LogDir, "collector.log"))
+		p("\thealth = %s", filepath.Join(n.LogDir, "health.log"))
+		p("\taccess = off")
+		p("\tdebug = off")
+		p("[ml]")
+		p("\tenabled = no")
+	}
 	p("[web]")
 	p("\tbind to = 127.0.0.1:%d", n.port)
 	p("[registry]")
 	p("\tenabled = no")
 	p("[plugins]")
 	p("\tenable running new plugins = yes")
-	for _, name := range []string{
+	off := []string{
 		"timex", "idlejitter", "netdata monitoring", "tc", "diskspace", "proc",
 		"cgroups", "statsd", "slabinfo",
 		"apps", "python.d", "charts.d", "go.d", "node.d", "ebpf", "perf",
 		"nfacct", "cups", "fping", "ioping", "freeipmi", "xenstat",
-	} {
-		if _, mine := o.PluginOptions[name]; !mine && !n.hasPlugin(name) {
+	}
+	if len(o.StockPlugins) > 0 {
+		// Every other plugin of the stock directory stays off.
+		entries, _ := os.ReadDir(stockPlugins)
+		for _, e := range entries {
+			if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok {
+				off = append(off, name)
+			}
+		}
+	}
+	for _, name := range off {
+		if _, mine := o.PluginOptions[name]; !mine && !n.hasPlugin(name) && !slices.Contains(o.StockPlugins, name) {
 			p("\t%s = no", name)
 		}
 	}
+	for _, name := range o.StockPlugins {
+		p("\t%s = yes", name)
+	}
 	p("[health]")
 	p("\tenabled = yes")
-	p("\tenable stock health configuration = no")
+	p("\tenable stock health configuration = %s", map[bool]string{false: "no", true: "yes"}[o.StockHealth])
 	p("\tscript to execute on alarm = %s", recorder)
 	p("\trun at least every seconds = 1")
 	names := make([]string, 0, len(o.PluginOptions))
@@ -427,6 +482,38 @@ func (n *Netdata) prepare() error {
 		}
 	}
 	return nil
+}
+
+// stockDir is a directory of the agent's installation: rel under the prefix
+// that holds Binary (usr/sbin/netdata).
+func (n *Netdata) stockDir(rel string) string {
+	prefix := filepath.Dir(filepath.Dir(filepath.Dir(n.bin)))
+	return filepath.Join(prefix, rel)
+}
+
+var versions sync.Map // binary path -> [2]any{version, major}
+
+// BinaryVersion runs `BIN -v` ("netdata v2.11.0") and returns the version
+// and its major number.
+func BinaryVersion(bin string) (string, int, error) {
+	if v, ok := versions.Load(bin); ok {
+		vm := v.([2]any)
+		return vm[0].(string), vm[1].(int), nil
+	}
+	out, err := exec.Command(bin, "-v").Output()
+	if err != nil {
+		return "", 0, fmt.Errorf("%s -v: %v", bin, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 || !strings.HasPrefix(f[1], "v") {
+		return "", 0, fmt.Errorf("%s -v: unexpected %q", bin, out)
+	}
+	major, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(f[1], "v"), ".", 2)[0])
+	if err != nil {
+		return "", 0, fmt.Errorf("%s -v: unexpected %q", bin, out)
+	}
+	versions.Store(bin, [2]any{f[1], major})
+	return f[1], major, nil
 }
 
 func (n *Netdata) hasPlugin(name string) bool {
@@ -613,19 +700,35 @@ func (n *Netdata) leftovers() []process {
 	return out
 }
 
-// ErrorLog returns error.log (Netdata's errors and info, and the plugins'
-// stderr).
-func (n *Netdata) ErrorLog() string { return n.readLog("error.log") }
+// ErrorLog returns Netdata's errors and info and the plugins' stderr: 1.37's
+// error.log; on 2.x daemon.log followed by collector.log (the plugins'
+// stderr and the plugins.d parser's messages).
+func (n *Netdata) ErrorLog() string {
+	if n.Major >= 2 {
+		return n.readLog("daemon.log") + n.readLog("collector.log")
+	}
+	return n.readLog("error.log")
+}
+
+// CollectorLog returns the log holding the plugins' stderr: 1.37's
+// error.log, 2.x's collector.log.
+func (n *Netdata) CollectorLog() string {
+	if n.Major >= 2 {
+		return n.readLog("collector.log")
+	}
+	return n.readLog("error.log")
+}
 
 // HealthLog returns health.log (alert events and notifications sent).
 func (n *Netdata) HealthLog() string { return n.readLog("health.log") }
 
-// HealthConfigErrors returns the error.log lines about health configuration
-// problems (syntax errors, unknown keys, useless alerts).
+// HealthConfigErrors returns the log lines about health configuration
+// problems (syntax errors, unknown keys, useless alerts): 1.37's error.log
+// has " ERROR : ", 2.x's daemon.log (logfmt) "level=error".
 func (n *Netdata) HealthConfigErrors() []string {
 	var out []string
 	for _, l := range strings.Split(n.ErrorLog(), "\n") {
-		if strings.Contains(l, " ERROR : ") && strings.Contains(l, "Health configuration") {
+		if (strings.Contains(l, " ERROR : ") || strings.Contains(l, " level=error ")) && strings.Contains(l, "Health configuration") {
 			out = append(out, l)
 		}
 	}

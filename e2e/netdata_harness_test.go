@@ -93,8 +93,16 @@ func (f *fixture) set(t *testing.T, v int) {
 func TestIntegrationNetdataPluginChart(t *testing.T) {
 	SkipIfUnavailable(t)
 	t.Parallel()
+	for _, a := range Agents {
+		t.Run(a.Name, func(t *testing.T) { testPluginChart(t, a) })
+	}
+}
+
+func testPluginChart(t *testing.T, a Agent) {
+	a.Require(t)
 	f := newFixture(t, 7)
 	n := Start(t, Options{
+		Binary:        a.Binary,
 		PluginsDir:    f.plugins,
 		RunAsNetdata:  true,
 		PluginOptions: map[string]string{"test": "--foo bar"},

@@ -24,8 +24,10 @@ exit 0
 }
 
 // Notification is one call of the alarm script, i.e. one notification Netdata
-// sent. Field order follows the 1.37 argument positions (see the package
-// documentation).
+// sent. The numbers are the 1.37 argument positions (see the package
+// documentation); 2.x drops family (9), so from status on each argument
+// comes one earlier, and appends transition id, summary, context, component
+// and type (29-33 there).
 type Notification struct {
 	Roles            string  // 1: recipient, "root" unless the alert sets "to"
 	Host             string  // 2: registry hostname of the host the alert is for
@@ -55,7 +57,9 @@ type Notification struct {
 	CritAlarms       string  // 26
 	Classification   string  // 27
 	EditCommand      string  // 28
-	MachineGUID      string  // 29: the host's GUID when a parent alerts for a child; empty for the agent's own host
+	MachineGUID      string  // 29: the host's GUID when a parent alerts for a child; empty for the agent's own host on 1.37, its GUID on 2.x
+	Summary          string  // 2.x: the alert's summary (its name when it has none)
+	Context          string  // 2.x
 	Args             []string
 }
 
@@ -71,17 +75,29 @@ func (n *Netdata) AllNotifications() []Notification {
 		if !strings.HasSuffix(line, "\x1f") {
 			continue // empty or partially written
 		}
-		out = append(out, parseNotification(strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f")))
+		out = append(out, parseNotification(strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f"), n.Major))
 	}
 	return out
 }
 
-func parseNotification(args []string) Notification {
-	s := func(i int) string {
+func parseNotification(args []string, major int) Notification {
+	// raw is the argument at position i as the script got it.
+	raw := func(i int) string {
 		if i-1 < len(args) {
 			return args[i-1]
 		}
 		return ""
+	}
+	// s is the argument at 1.37's position i.
+	s := func(i int) string {
+		switch {
+		case major < 2 || i < 9:
+			return raw(i)
+		case i == 9: // no family on 2.x
+			return ""
+		default:
+			return raw(i - 1)
+		}
 	}
 	i := func(k int) int64 { v, _ := strconv.ParseInt(s(k), 10, 64); return v }
 	f := func(k int) float64 {
@@ -91,7 +107,7 @@ func parseNotification(args []string) Notification {
 		}
 		return v
 	}
-	return Notification{
+	x := Notification{
 		Roles: s(1), Host: s(2), UniqueID: i(3), AlarmID: i(4), EventID: i(5), When: i(6),
 		Name: s(7), Chart: s(8), Family: s(9), Status: s(10), OldStatus: s(11),
 		Value: f(12), OldValue: f(13), Source: s(14), Duration: i(15), NonClearDuration: i(16),
@@ -100,4 +116,8 @@ func parseNotification(args []string) Notification {
 		WarnAlarms: s(25), CritAlarms: s(26), Classification: s(27), EditCommand: s(28),
 		MachineGUID: s(29), Args: args,
 	}
+	if major >= 2 {
+		x.Summary, x.Context = raw(30), raw(31)
+	}
+	return x
 }

@@ -31,9 +31,20 @@ const (
 // docs/netdata.child.conf (API key and destination substituted). The parent
 // shows the child's linux_audit charts with the kernel's values, and
 // evaluates the installed alerts for the child, which evaluates none itself.
+//
+// It runs on each agent of the matrix (parent and child of the same version).
 func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 	SkipIfUnavailable(t)
 	fleetRequire(t, "bash", "setcap", "getcap", "go")
+	for _, a := range Agents {
+		t.Run(a.Name, func(t *testing.T) {
+			a.Require(t)
+			testFleetStreamsAuditPlugin(t, a)
+		})
+	}
+}
+
+func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 	// The plugin reads the real kernel: nobody may change the audit state
 	// meanwhile (the kernel tests reproduce overflows).
 	kerneltest.Lock(t)
@@ -68,6 +79,7 @@ func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 		"stream.conf": fleetSubstitute(t, filepath.Join(repo, "docs", "stream.parent.conf"), fleetDocsAPIKey, key),
 	})
 	parent := Start(t, Options{
+		Binary:       agent.Binary,
 		HealthDir:    healthDir,
 		RunAsNetdata: true,
 		Hostname:     "audit-parent",
@@ -78,6 +90,7 @@ func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 			fleetDocsAPIKey, key, fleetDocsDestination, parent.Addr()),
 	})
 	child := Start(t, Options{
+		Binary:       agent.Binary,
 		PluginsDir:   pluginsDir,
 		RunAsNetdata: true,
 		Hostname:     "audit-child",
@@ -150,7 +163,7 @@ func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 			t.Errorf("the parent has no alert %s on the child's %s: %s", tp.name, tp.on, fleetDescribe(alarms))
 			continue
 		}
-		if !strings.HasSuffix(a.Source, "@"+filepath.Join(healthDir, "linux_audit.conf")) {
+		if AlertSourceFile(a.Source) != filepath.Join(healthDir, "linux_audit.conf") {
 			t.Errorf("alert %s comes from %s, want the installed %s", tp.name, a.Source, filepath.Join(healthDir, "linux_audit.conf"))
 		}
 	}
@@ -159,11 +172,7 @@ func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 	} else if len(own) != 0 {
 		t.Errorf("the child evaluates alerts itself (its health should be off): %s", fleetDescribe(own))
 	}
-	for _, l := range parent.HealthConfigErrors() {
-		if strings.Contains(l, "linux_audit.conf") && !strings.Contains(l, "unknown key 'summary'") {
-			t.Errorf("health configuration error: %s", l)
-		}
-	}
+	checkNoHealthErrors(t, parent)
 	t.Logf("done after %v", fleetSince(t0))
 }
 

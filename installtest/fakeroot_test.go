@@ -309,7 +309,8 @@ func TestIntegrationInstallNetdata211(t *testing.T) {
 			mustContain(t, "the output", r.stdout, c.want)
 			if strings.Contains(c.want, "detected") {
 				mustContain(t, "the output", r.stdout, "linux_audit.*", "audit.*", "both can run side by side",
-					"audit_backlog_utilization", "health.d/linux_audit.conf")
+					"audit_backlog_utilization", "health.d/linux_audit.conf",
+					"enabled alarms = !audit_lost_events *", "!linux_audit_lost_records")
 			}
 			checkConfigFile(t, root+l.health+"/"+alertName, alert)
 			if c.stockAudit && readFile(t, stock) != stockAudit {

@@ -500,10 +500,11 @@ type alertDef struct {
 	keys map[string]string
 }
 
-// healthKeys are the keys current Netdata accepts that 1.37 accepts too
-// (`summary` is 1.43+; 1.37 logs it as an unknown key).
+// healthKeys are the keys current Netdata accepts that 1.37 accepts too, and
+// `summary` (1.43+), which 1.37 logs as an unknown key and ignores (the e2e
+// tests accept exactly that message on 1.37).
 var healthKeys = []string{"template", "alarm", "on", "class", "type", "component", "os", "hosts",
-	"lookup", "calc", "every", "units", "warn", "crit", "delay", "repeat", "info", "to", "options"}
+	"lookup", "calc", "every", "units", "warn", "crit", "delay", "repeat", "summary", "info", "to", "options"}
 
 // lookupDims matches "of DIM[,DIM...]" at the end of a lookup line.
 var lookupDims = regexp.MustCompile(`\bof\s+(\S+)\s*$`)
@@ -573,13 +574,16 @@ func checkHealth(text string, charts map[string]chartDef) (alerts []alertDef, pr
 		if _, ok := a.keys["template"]; !ok {
 			bad(a.line, "%s: an alarm, not a template", a.name)
 		}
-		for _, k := range []string{"on", "every", "info", "units", "warn", "class", "type", "component", "to"} {
+		for _, k := range []string{"on", "every", "summary", "info", "units", "warn", "class", "type", "component", "to"} {
 			if a.keys[k] == "" {
 				bad(a.line, "%s: no %s", a.name, k)
 			}
 		}
 		if strings.Contains(a.keys["info"], "$") {
 			bad(a.line, "%s: info has a $, which 1.37 shows as it is", a.name)
+		}
+		if strings.Contains(a.keys["summary"], "$") {
+			bad(a.line, "%s: summary has a $ (a variable is resolved only on 2.x)", a.name)
 		}
 		c, ok := charts[a.keys["on"]]
 		if !ok {
@@ -642,7 +646,7 @@ component: Audit
     every: 10s
      warn: ${linux_audit.failure_mode.panik} > 0 && $backlog > 0
      crit: ${linux_audit.failure.panic} > 0
-  summary: 1.43 only
+  bogus: 1.43 only
      info: costs $5
        to: sysadmin
 
@@ -655,7 +659,8 @@ component: Audit
 		"$linux_audit.failure_mode.panik: chart linux_audit.failure_mode has no dimension panik",
 		"$backlog is neither Netdata's nor a dimension",
 		"$linux_audit.failure.panic: no chart linux_audit.failure",
-		`key "summary" is not accepted`,
+		`key "bogus" is not accepted`,
+		"linux_audit_bad: no summary",
 		"info has a $",
 		"audit_lost_events: alert names must start with linux_audit_",
 		"audit_lost_events: an alarm, not a template",

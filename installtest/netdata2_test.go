@@ -1,0 +1,132 @@
+package installtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"auditplugin/e2e"
+	"auditplugin/netlink/kerneltest"
+)
+
+// install.sh's install into a Netdata 2.11 works in that Netdata: a copy of
+// the 2.11 tree (/opt/netdata2, see e2e.Agent2; a copy, because other tests
+// run the shared tree meanwhile) gets the plugin and the alerts with
+// --plugins-dir and --health-dir; the agent, running only audit.plugin from
+// its own plugins directory and loading its own stock health directory, runs
+// the installed plugin as user netdata with nothing but its file capability,
+// charts the kernel's values, and loads the installed alerts with their
+// summaries; --uninstall leaves nothing behind.
+// (TestIntegrationInstalledPluginInNetdata is the same on Debian's 1.37, with
+// upgrades.)
+func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
+	e2e.SkipIfUnavailable(t)
+	requireRoot(t)
+	requireTools(t, "bash", "setcap", "getcap", "cp")
+	netdataIDs(t)
+	e2e.Agent2.Require(t)
+	lockSystem(t) // the manifest in /var/lib is machine-wide
+	if _, err := os.Lstat(debManifest); err == nil {
+		t.Skipf("%s exists: audit.plugin is installed on this machine; remove it first (install.sh --uninstall)", debManifest)
+	}
+	kerneltest.Lock(t) // the plugin reads the real kernel
+	if bnd, ok := capBnd(); ok && bnd&(1<<30) == 0 {
+		t.Skipf("this test's capability bounding set (%x) lacks CAP_AUDIT_CONTROL: no file capability can work here", bnd)
+	}
+	plugin, alert := artifacts(t)
+	t0 := time.Now()
+
+	prefix := filepath.Join(t.TempDir(), "netdata2")
+	if out, err := exec.Command("cp", "-a", filepath.Dir(filepath.Dir(filepath.Dir(e2e.Netdata2Binary))), prefix).CombinedOutput(); err != nil {
+		t.Fatalf("copy the 2.11 tree: %v\n%s", err, out)
+	}
+	pluginsDir := filepath.Join(prefix, "usr/libexec/netdata/plugins.d")
+	healthDir := filepath.Join(prefix, "usr/lib/netdata/conf.d/health.d")
+	installed, installedAlert := filepath.Join(pluginsDir, pluginName), filepath.Join(healthDir, alertName)
+
+	args := []string{"--plugins-dir", pluginsDir, "--health-dir", healthDir, "--binary", plugin, "--alert-file", alert, "--no-systemd"}
+	t.Cleanup(func() {
+		if _, err := os.Lstat(debManifest); err == nil {
+			install(t, "--uninstall")
+		}
+	})
+	if r := install(t, args...); r.code != 0 {
+		t.Fatalf("install failed:\n%s", r)
+	}
+	checkPlugin(t, installed, plugin)
+	checkConfigFile(t, installedAlert, alert)
+	if got := readFile(t, filepath.Join(healthDir, "audit.conf")); !strings.Contains(got, "audit_lost_events") {
+		t.Errorf("Netdata's own health.d/audit.conf changed")
+	}
+
+	// Only audit.plugin of the tree's plugins runs.
+	conf := "[plugins]\n\tenable running new plugins = no\n\taudit = yes\n"
+	entries, err := os.ReadDir(pluginsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
+			conf += "\t" + name + " = no\n"
+		}
+	}
+	n := e2e.Start(t, e2e.Options{
+		Binary:       filepath.Join(prefix, "usr/sbin/netdata"),
+		PluginsDir:   pluginsDir,
+		RunAsNetdata: true,
+		StockHealth:  true,
+		ExtraConf:    conf,
+	})
+	if n.Major < 2 {
+		t.Fatalf("the copy runs Netdata %s", n.Version)
+	}
+	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
+	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
+	pid := ndPluginPID(t, n, installed, 0)
+	ndCheckRunsAsNetdata(t, pid)
+	ndCheckCharts(t, n)
+	ndCheckErrorLog(t, n)
+
+	// The installed alerts are loaded, from the installed file, with their
+	// summaries; Netdata's own audit alerts are there too.
+	alarms, _, err := n.Alarms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts := ndChartIDs(t, n)
+	for _, a := range ndAlerts(t, alert) {
+		if !charts[a.on] {
+			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
+			continue
+		}
+		got, ok := alarms[a.on+"."+a.name]
+		if !ok {
+			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
+			continue
+		}
+		if e2e.AlertSourceFile(got.Source) != installedAlert {
+			t.Errorf("alert %s comes from %q, want the installed %s", a.name, got.Source, installedAlert)
+		}
+		if got.Summary == "" || got.Summary == a.name {
+			t.Errorf("alert %s has no summary on %s: %q", a.name, n.Version, got.Summary)
+		}
+	}
+	for _, l := range n.HealthConfigErrors() {
+		t.Errorf("health configuration error: %s", l)
+	}
+
+	// --uninstall removes everything the install added.
+	n.Stop()
+	if r := install(t, "--uninstall"); r.code != 0 {
+		t.Fatalf("uninstall failed:\n%s", r)
+	}
+	for _, p := range []string{installed, installedAlert, debManifest, manifestDir} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there after --uninstall", p)
+		}
+	}
+	t.Logf("done after %v", ndSince(t0))
+}
