@@ -4,13 +4,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,7 +76,7 @@ func (p *plugin) serve(stdin io.Reader) int {
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go watchStdin(stdin, cancel)
+	go p.watchStdin(stdin, cancel)
 	// SIGUSR1: one line of runtime statistics on stderr (selfstats.go).
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -97,26 +95,38 @@ func kernelClient(maxHeld int) func() (statusClient, error) {
 	}
 }
 
-// watchStdin ends the plugin when Netdata says QUIT (Netdata 2.x on shutdown).
-// End of input is not a reason to stop: some Netdata versions give no stdin.
-func watchStdin(stdin io.Reader, quit func()) {
-	if stdin == nil {
-		return
-	}
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "QUIT" {
-			quit()
-			return
-		}
-	}
-}
-
 // parentWatcher reports false once the process that started us is gone
 // (we were re-parented), so the plugin never outlives Netdata.
 func parentWatcher() func() bool {
 	parent := os.Getppid()
 	return func() bool { return os.Getppid() == parent }
+}
+
+// parentPoll is how often run checks that Netdata is still our parent: the
+// plugin exits within about this long of Netdata's death, whatever
+// update_every, also while it waits for its first status. A getppid every
+// 500 ms costs nothing measurable. (PR_SET_PDEATHSIG would be cheaper but
+// fires when the thread that set it exits, and Go moves goroutines between
+// threads and ends threads; a pidfd of the parent could be reused once the
+// parent died before we opened it.)
+const parentPoll = 500 * time.Millisecond
+
+// watchParent calls gone once parentAlive reports false, until ctx is done.
+func (p *plugin) watchParent(ctx context.Context, gone func()) {
+	t := time.NewTicker(parentPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !p.parentAlive() {
+				p.log.printf("netdata (our parent process) is gone; exiting")
+				gone()
+				return
+			}
+		}
+	}
 }
 
 type plugin struct {
@@ -133,6 +143,10 @@ type plugin struct {
 }
 
 func (p *plugin) run(ctx context.Context) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go p.watchParent(ctx, cancel)
+
 	hz, _, err := p.kernelHZ()
 	if err != nil {
 		p.log.printf("%v; charting backlog wait times in jiffies", err)
@@ -187,10 +201,6 @@ func (p *plugin) run(ctx context.Context) int {
 		// Skip ticks we slept through instead of bursting to catch up.
 		for !next.After(now) {
 			next = next.Add(interval)
-		}
-		if !p.parentAlive() {
-			p.log.printf("netdata (our parent process) is gone; exiting")
-			return 0
 		}
 		w, fatal := s.take()
 		if fatal != nil {
