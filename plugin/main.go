@@ -31,7 +31,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil && opts.replay != "" {
 		// A bad replay file will not fix itself: treat it as a bad option,
 		// not as a transient error retried in silence.
-		_, err = replayClient(opts.replay)()
+		_, err = newReplayClient(opts.replay)()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "audit.plugin: %s (see audit.plugin -h)\n", oneLine(err.Error()))
@@ -46,6 +46,10 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	return newPlugin(opts, stdout, stderr).serve(stdin)
 }
+
+// newReplayClient serves recorded statuses instead of the kernel. Only a
+// test build (replay.go, build tag replay) sets it, with the -replay flag.
+var newReplayClient func(path string) func() (statusClient, error)
 
 // newPlugin wires the plugin to the kernel and the real process; tests
 // replace the function fields.
@@ -62,7 +66,7 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		procStatus:    openProcStatus,
 	}
 	if opts.replay != "" {
-		p.newClient = replayClient(opts.replay)
+		p.newClient = newReplayClient(opts.replay)
 	}
 	return p
 }
