@@ -59,7 +59,7 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		interval:      time.Duration(opts.updateEvery) * time.Second,
 		out:           newProtocol(stdout),
 		log:           newStateLog(stderr),
-		newClient:     kernelClient(opts.maxHeld),
+		newClient:     kernelClient(netlink.NewSenderLimit(opts.maxHeld)),
 		kernelHZ:      netlink.KernelHZ,
 		processExists: procExists,
 		parentAlive:   parentWatcher(),
@@ -89,9 +89,12 @@ func (p *plugin) serve(stdin io.Reader) int {
 	return p.run(ctx)
 }
 
-func kernelClient(maxHeld int) func() (statusClient, error) {
+// kernelClient opens a new netlink client for each (re)connection; every
+// one counts its sends against limit, the plugin's one bound on the queries
+// the kernel holds asleep, which outlive the client that sent them.
+func kernelClient(limit *netlink.SenderLimit) func() (statusClient, error) {
 	return func() (statusClient, error) {
-		c, err := netlink.Open(maxHeld)
+		c, err := netlink.Open(limit)
 		if err != nil {
 			return nil, err
 		}
