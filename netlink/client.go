@@ -310,8 +310,13 @@ func wrapParse(err error) error {
 	return fmt.Errorf("parse audit status: %w", err)
 }
 
+// deliver hands the kernel's answer to query seq; any answer shows the
+// socket works, so the count of unanswered queries starts again.
 func (c *Client) deliver(seq uint32, r result) {
 	c.mu.Lock()
+	if _, ok := c.pending[seq]; ok {
+		c.timeouts = 0
+	}
 	c.deliverLocked(seq, r)
 	c.mu.Unlock()
 }
@@ -319,7 +324,6 @@ func (c *Client) deliver(seq uint32, r result) {
 func (c *Client) deliverLocked(seq uint32, r result) {
 	if ch, ok := c.pending[seq]; ok {
 		delete(c.pending, seq)
-		c.timeouts = 0
 		ch <- r
 	}
 }
