@@ -24,7 +24,8 @@ import (
 // collection (it collects at least every two minutes), heap_inuse_kib and
 // rss_kib include garbage not collected yet. Reading them forces no
 // collection: the line costs the plugin nothing but the reading. A value
-// that cannot be read (no /proc) is -1.
+// that cannot be read (no /proc; heap_live_kib before the first collection)
+// is -1.
 
 type selfStats struct {
 	goroutines int
@@ -44,7 +45,7 @@ func (s selfStats) String() string {
 func readSelfStats(held int) selfStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(live)
 	s := selfStats{
 		goroutines: runtime.NumGoroutine(),
@@ -55,7 +56,8 @@ func readSelfStats(held int) selfStats {
 		rss:        -1,
 		held:       held,
 	}
-	if live[0].Value.Kind() == metrics.KindUint64 {
+	// Before the first collection nothing was found live yet: unknown.
+	if live[0].Value.Kind() == metrics.KindUint64 && live[1].Value.Kind() == metrics.KindUint64 && live[1].Value.Uint64() > 0 {
 		s.heapLive = int64(live[0].Value.Uint64() / 1024)
 	}
 	if entries, err := os.ReadDir("/proc/self/fd"); err == nil {
