@@ -46,7 +46,7 @@ func BenchmarkStatusRaw(b *testing.B) {
 // context with a deadline per query, the send on a goroutine of its own.
 func BenchmarkStatusOurs(b *testing.B) {
 	LockQuiet(b)
-	c, err := netlink.Open(0)
+	c, err := netlink.Open(nil)
 	if err != nil {
 		b.Skipf("netlink.Open: %v", err)
 	}

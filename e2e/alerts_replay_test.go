@@ -106,7 +106,12 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 		}
 		t.Logf("this machine's audit failure mode is %d; the replay shows Netdata failure mode 2", st.Failure)
 	}
-	dir := pluginDir(t, "") // no capability: it cannot read the kernel
+	// A test build with -replay (build tag replay), no capability: it
+	// cannot read the kernel.
+	dir, err := PluginDir(t, BuildPlugin(t, "replay"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	replay := writePanicReplay(t, dir)
 	n := Start(t, Options{
 		PluginsDir:    dir,

@@ -37,8 +37,9 @@ func ModuleRoot(t testing.TB) string {
 
 // BuildPlugin builds the module's ./plugin as a static executable in a
 // temporary directory of t and returns its path (the go build cache makes
-// repeated builds cheap).
-func BuildPlugin(t testing.TB) string {
+// repeated builds cheap). Build tags select test-only code: "replay" adds
+// the -replay option, which the shipped binary does not have.
+func BuildPlugin(t testing.TB, tags ...string) string {
 	t.Helper()
 	// go test puts its own go first in PATH.
 	goBin, err := exec.LookPath("go")
@@ -46,7 +47,7 @@ func BuildPlugin(t testing.TB) string {
 		t.Fatalf("e2e: building the plugin: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "audit.plugin")
-	cmd := exec.Command(goBin, "build", "-o", out, "./plugin")
+	cmd := exec.Command(goBin, "build", "-tags", strings.Join(tags, ","), "-o", out, "./plugin")
 	cmd.Dir = ModuleRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

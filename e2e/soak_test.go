@@ -84,17 +84,24 @@ const (
 //     may hold one or two queries more at once than the warm-up's did (each
 //     held query is one thread); the pool bound (64) is checked separately;
 //   - fds +0: the plugin holds one netlink socket and its standard streams;
-//   - heap (the plugin collects garbage and returns free memory to the OS
-//     before each line): live +256 KiB, in use +512 KiB (in-use spans also
-//     count the free slots of partly used ones); a leak of one 200-byte
-//     object per query (4 a second) is 480 KiB in 10 minutes;
-//   - RSS +2 MiB: read after that collection, it is code, stacks and live
-//     heap; the margin covers code paths first run late and the stacks of
-//     the threads allowed above.
+//   - heap live +256 KiB: the heap the runtime's last collection found live
+//     (the plugin's SIGUSR1 line forces no collection; the runtime collects
+//     at least every two minutes); a leak of one 200-byte object per query
+//     (4 a second) is 480 KiB in 10 minutes. Heap in use is logged, not
+//     bounded: it includes garbage not collected yet, up to the runtime's
+//     4 MiB minimum heap goal;
+//   - RSS +6 MiB, from /proc: code, stacks, live heap and that uncollected
+//     garbage (up to about 4 MiB), plus code paths first run late and the
+//     stacks of the threads allowed above. Heap live catches smaller leaks.
 var soakBounds = struct {
-	goroutines, threads, fds          int
-	heapLiveKiB, heapInuseKiB, rssKiB int64
-}{goroutines: 2, threads: 4, fds: 0, heapLiveKiB: 256, heapInuseKiB: 512, rssKiB: 2048}
+	goroutines, threads, fds int
+	heapLiveKiB, rssKiB      int64
+}{goroutines: 2, threads: 4, fds: 0, heapLiveKiB: 256, rssKiB: 6144}
+
+// soakMaxHeapLiveKiB bounds the live heap at the end when none was measured
+// at the start: the plugin's is about 350 KiB (its windows, charts and
+// buffers); a leak of one 200-byte object per query is 480 KiB in 10 minutes.
+const soakMaxHeapLiveKiB = 1024
 
 // soakMaxThreads bounds the plugin's threads at any measurement: the held
 // sender pool (-max-held-queries, 64) plus the runtime's own.
@@ -234,14 +241,23 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 		start, end int64
 		bound      int64
 	}
+	// heap_live_kib is -1 until the runtime's first collection, which may
+	// come after the start measurement (it collects at least every two
+	// minutes, or when the heap doubles): then the end's live heap is held
+	// to an absolute bound instead.
+	if startM.heapLive < 0 && endM.heapLive > soakMaxHeapLiveKiB {
+		t.Errorf("heap live %d KiB at the end (none measured at the start), more than %d KiB", endM.heapLive, soakMaxHeapLiveKiB)
+	}
 	for _, c := range []check{
 		{"goroutines", int64(startM.goroutines), int64(endM.goroutines), int64(soakBounds.goroutines)},
 		{"threads", int64(startM.procThreads), int64(endM.procThreads), int64(soakBounds.threads)},
 		{"fds", int64(startM.procFDs), int64(endM.procFDs), int64(soakBounds.fds)},
 		{"heap_live_kib", startM.heapLive, endM.heapLive, soakBounds.heapLiveKiB},
-		{"heap_inuse_kib", startM.heapInuse, endM.heapInuse, soakBounds.heapInuseKiB},
 		{"rss_kib", startM.procRSS, endM.procRSS, soakBounds.rssKiB},
 	} {
+		if c.start < 0 || c.end < 0 {
+			continue // not measured (heap live before the first collection)
+		}
 		if c.end-c.start > c.bound {
 			t.Errorf("%s grew from %d to %d (bound +%d)", c.name, c.start, c.end, c.bound)
 		}
@@ -314,13 +330,17 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 		dur, tEnd.Sub(t0).Round(time.Second), time.Since(began).Round(time.Second))
 	fmt.Fprintf(&b, "%-14s %10s %10s %10s %s\n", "", "baseline", "start", "end", "(end - start, bound)")
 	row := func(name string, a, s, e, bound int64) {
+		if bound < 0 { // logged, not bounded
+			fmt.Fprintf(&b, "%-14s %10d %10d %10d %+d\n", name, a, s, e, e-s)
+			return
+		}
 		fmt.Fprintf(&b, "%-14s %10d %10d %10d %+d (<= +%d)\n", name, a, s, e, e-s, bound)
 	}
 	row("goroutines", int64(baseline.goroutines), int64(startM.goroutines), int64(endM.goroutines), int64(soakBounds.goroutines))
 	row("threads", int64(baseline.procThreads), int64(startM.procThreads), int64(endM.procThreads), int64(soakBounds.threads))
 	row("fds", int64(baseline.procFDs), int64(startM.procFDs), int64(endM.procFDs), int64(soakBounds.fds))
 	row("heap_live KiB", baseline.heapLive, startM.heapLive, endM.heapLive, soakBounds.heapLiveKiB)
-	row("heap_inuse KiB", baseline.heapInuse, startM.heapInuse, endM.heapInuse, soakBounds.heapInuseKiB)
+	row("heap_inuse KiB", baseline.heapInuse, startM.heapInuse, endM.heapInuse, -1)
 	row("rss KiB", baseline.procRSS, startM.procRSS, endM.procRSS, soakBounds.rssKiB)
 	var lost, stalled uint64
 	for _, c := range cycles {
@@ -427,7 +447,7 @@ func soakReading(t *testing.T, logw *soakLog, pid int) soakMeasure {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// /proc after the line: the plugin has returned free memory by then.
+	// Threads, descriptors and RSS from /proc, read by the test itself.
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)

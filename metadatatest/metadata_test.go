@@ -225,7 +225,8 @@ func plugin(t *testing.T) string {
 			return
 		}
 		bin := filepath.Join(dir, "audit.plugin")
-		cmd := exec.Command("go", "build", "-o", bin, "./plugin")
+		// -tags replay: the test build, whose -replay feeds it a status.
+		cmd := exec.Command("go", "build", "-tags", "replay", "-o", bin, "./plugin")
 		cmd.Dir = repoRoot(t)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

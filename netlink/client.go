@@ -12,9 +12,11 @@ import (
 // Conn carries netlink datagrams to and from the kernel: the real audit
 // socket (Open) or a request→reply fake (package nltest).
 type Conn interface {
-	// Send transmits a request and returns the sequence number it was given
-	// (1, 2, 3, … in call order). It may sleep in the kernel for a long time.
-	Send(req syscall.NetlinkMessage) (seq uint32, err error)
+	// Send transmits req with the sequence number in its header: the
+	// caller numbers requests, so it can wait for a reply by that number
+	// before Send returns (the kernel queues the reply and may then keep
+	// the sender asleep for a long time).
+	Send(req syscall.NetlinkMessage) error
 	// Receive returns one datagram from the kernel. It waits a bounded time
 	// and returns EAGAIN when nothing arrived; ErrStray for a datagram not
 	// sent by the kernel.
@@ -30,16 +32,45 @@ var ErrStray = errors.New("netlink datagram not from the kernel")
 // default 60 s backlog_wait_time.
 const DefaultMaxSenders = 64
 
+// SenderLimit bounds the sends in progress (each may be a thread the kernel
+// holds asleep) across every Client that shares it. A held send outlives
+// its Client: one limit for the whole process, shared by each client a
+// reconnect creates, keeps the bound when clients are replaced.
+type SenderLimit struct {
+	slots chan struct{} // one token per send in progress
+}
+
+// NewSenderLimit allows n sends at once; n < 1 means DefaultMaxSenders.
+func NewSenderLimit(n int) *SenderLimit {
+	if n < 1 {
+		n = DefaultMaxSenders
+	}
+	return &SenderLimit{slots: make(chan struct{}, n)}
+}
+
+// InUse is the number of sends in progress, across every client.
+func (l *SenderLimit) InUse() int { return len(l.slots) }
+
+// Cap is the most sends allowed at once.
+func (l *SenderLimit) Cap() int { return cap(l.slots) }
+
+// maxTimeouts is how many queries in a row may go unanswered, though the
+// kernel took them (the send returned), before the client gives up its
+// socket: the caller reconnects instead of waiting on a socket that lost
+// its replies. A send the kernel holds asleep does not count.
+const maxTimeouts = 3
+
 // Client asks the kernel for its audit status. Status never waits longer
 // than its context allows, even while the kernel holds the sending thread
 // asleep (a backlog over its limit with backlog_wait_time > 0): the reply is
 // queued before the sender sleeps, and a separate goroutine receives it.
 type Client struct {
 	conn    Conn
-	senders chan struct{} // one token per send in progress
+	senders *SenderLimit
 
 	mu        sync.Mutex
 	sent      uint32 // sequence numbers 1..sent were handed to Send
+	timeouts  int    // unanswered queries in a row whose sends had returned
 	pending   map[uint32]chan result
 	sending   map[uint32]time.Time // sends not yet returned, by start time
 	longest   time.Duration        // longest completed send since the last Penalty call
@@ -54,14 +85,16 @@ type result struct {
 	err    error
 }
 
-// New starts a client over conn; Open is the usual entry point.
-func New(conn Conn, maxSenders int) *Client {
-	if maxSenders < 1 {
-		maxSenders = DefaultMaxSenders
+// New starts a client over conn whose sends count against limit; Open is
+// the usual entry point. A nil limit gives the client one of its own
+// (DefaultMaxSenders), for a client that is never replaced.
+func New(conn Conn, limit *SenderLimit) *Client {
+	if limit == nil {
+		limit = NewSenderLimit(DefaultMaxSenders)
 	}
 	c := &Client{
 		conn:     conn,
-		senders:  make(chan struct{}, maxSenders),
+		senders:  limit,
 		pending:  make(map[uint32]chan result),
 		sending:  make(map[uint32]time.Time),
 		recvDone: make(chan struct{}),
@@ -78,24 +111,24 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 		return Status{}, fmt.Errorf("get audit status: %w (%w)", ErrTimeout, err)
 	}
 	select {
-	case c.senders <- struct{}{}:
+	case c.senders.slots <- struct{}{}:
 	default:
-		return Status{}, fmt.Errorf("get audit status: %w (%d queries asleep)", ErrHeld, cap(c.senders))
+		return Status{}, fmt.Errorf("get audit status: %w (%d queries asleep)", ErrHeld, c.senders.Cap())
 	}
 	reply := make(chan result, 1)
 	c.mu.Lock()
 	if c.recvErr != nil || c.closing {
 		err := c.recvErr
 		c.mu.Unlock()
-		<-c.senders
+		<-c.senders.slots
 		if err == nil {
 			err = ErrClosed
 		}
 		return Status{}, fmt.Errorf("get audit status: %w", err)
 	}
-	// The Conn numbers requests in the order Send is called. Sends start in
-	// their own goroutines, so two concurrent calls may swap numbers; the
-	// replies are equally fresh snapshots, so each caller still gets one.
+	// The request carries this number to the kernel, and its reply (or
+	// its send's error) comes back under it, whatever order the sender
+	// goroutines reach the socket in.
 	c.sent++
 	seq := c.sent
 	c.pending[seq] = reply
@@ -108,16 +141,48 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	case r := <-reply:
 		return r.status, r.err
 	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, seq)
-		c.mu.Unlock()
-		return Status{}, fmt.Errorf("get audit status: %w (%w)", ErrTimeout, ctx.Err())
+		return Status{}, c.timedOut(seq, ctx.Err())
 	}
 }
 
+// timedOut gives up on query seq. After maxTimeouts unanswered queries in a
+// row that the kernel did take, the client stops, and the error says
+// ErrClosed too: the caller reconnects.
+func (c *Client) timedOut(seq uint32, cause error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pending[seq]; !ok {
+		// Answered (or failed) just now: the reply is in the channel, but
+		// the caller gave up; it still shows the socket works.
+		return fmt.Errorf("get audit status: %w (%w)", ErrTimeout, cause)
+	}
+	delete(c.pending, seq)
+	if _, held := c.sending[seq]; held || c.closing || c.recvErr != nil {
+		return fmt.Errorf("get audit status: %w (%w)", ErrTimeout, cause)
+	}
+	c.timeouts++
+	if c.timeouts < maxTimeouts {
+		return fmt.Errorf("get audit status: %w (%w)", ErrTimeout, cause)
+	}
+	c.stopLocked(fmt.Errorf("%w: no reply to %d queries in a row", ErrClosed, c.timeouts))
+	if i, ok := c.conn.(interface{ Interrupt() }); ok {
+		i.Interrupt() // the receiver sees recvErr at once
+	}
+	return gaveUpError{fmt.Errorf("get audit status: %w (%w)", ErrTimeout, cause)}
+}
+
+// gaveUpError is the timeout after which the client gave its socket up. It
+// reads as the timeouts before it (callers log a failure again only when its
+// text changes, and this is the same failure), and it is also ErrClosed, so
+// the caller reconnects.
+type gaveUpError struct{ timeout error }
+
+func (e gaveUpError) Error() string   { return e.timeout.Error() }
+func (e gaveUpError) Unwrap() []error { return []error{e.timeout, ErrClosed} }
+
 // send runs in its own goroutine because the kernel may put it to sleep.
 func (c *Client) send(seq uint32) {
-	_, err := c.conn.Send(statusRequest())
+	err := c.conn.Send(statusRequest(seq))
 	c.mu.Lock()
 	if d := time.Since(c.sending[seq]); d > c.longest {
 		c.longest = d
@@ -128,7 +193,7 @@ func (c *Client) send(seq uint32) {
 	}
 	last := c.closeConn && len(c.sending) == 0
 	c.mu.Unlock()
-	<-c.senders
+	<-c.senders.slots
 	if last {
 		c.conn.Close()
 	}
@@ -176,8 +241,11 @@ func (c *Client) receive() {
 	defer close(c.recvDone)
 	for {
 		c.mu.Lock()
-		closing := c.closing
+		closing, stopped := c.closing, c.recvErr != nil
 		c.mu.Unlock()
+		if stopped { // gave up on the socket (timedOut)
+			return
+		}
 		if closing {
 			c.stop(ErrClosed)
 			return
@@ -202,6 +270,13 @@ func (c *Client) receive() {
 func (c *Client) stop(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopLocked(err)
+}
+
+func (c *Client) stopLocked(err error) {
+	if c.recvErr != nil {
+		return
+	}
 	c.recvErr = err
 	for seq := range c.pending {
 		c.deliverLocked(seq, result{err: fmt.Errorf("get audit status: %w", err)})
@@ -235,8 +310,13 @@ func wrapParse(err error) error {
 	return fmt.Errorf("parse audit status: %w", err)
 }
 
+// deliver hands the kernel's answer to query seq; any answer shows the
+// socket works, so the count of unanswered queries starts again.
 func (c *Client) deliver(seq uint32, r result) {
 	c.mu.Lock()
+	if _, ok := c.pending[seq]; ok {
+		c.timeouts = 0
+	}
 	c.deliverLocked(seq, r)
 	c.mu.Unlock()
 }

@@ -128,7 +128,7 @@ func FuzzClientDispatch(f *testing.F) {
 			}
 			return [][]byte{marker(req.Header.Seq)}, nil
 		}
-		c := New(conn, 0)
+		c := New(conn, nil)
 		defer func() {
 			conn.InjectError(syscall.EBADF) // ends the receiver now, not after the fake's 20 ms wait
 			c.Close()

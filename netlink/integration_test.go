@@ -42,7 +42,7 @@ func lockKernel(t *testing.T) {
 // at all (no audit, or a container's namespaces).
 func openReal(t *testing.T) *Client {
 	t.Helper()
-	c, err := Open(0)
+	c, err := Open(nil)
 	if errors.Is(err, ErrNoAudit) || errors.Is(err, ErrNamespace) {
 		t.Skipf("the kernel cannot answer here: %v", err)
 	}
@@ -252,7 +252,7 @@ func TestIntegrationHelper(t *testing.T) {
 	if want == "" {
 		t.Skip("run by TestIntegrationStatusUnprivileged as another user")
 	}
-	c, err := Open(0)
+	c, err := Open(nil)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err = c.Status(ctx)

@@ -60,7 +60,23 @@ func parseError(data []byte) (syscall.Errno, error) {
 	return syscall.Errno(-code), nil
 }
 
-// statusRequest is the AUDIT_GET request; the socket fills in seq, the kernel our port id.
-func statusRequest() syscall.NetlinkMessage {
-	return syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: typeAuditGet, Flags: syscall.NLM_F_REQUEST}}
+// statusRequest is the AUDIT_GET request numbered seq; the kernel fills in
+// our port id.
+func statusRequest(seq uint32) syscall.NetlinkMessage {
+	return syscall.NetlinkMessage{Header: syscall.NlMsghdr{
+		Len: headerSize, Type: typeAuditGet, Flags: syscall.NLM_F_REQUEST, Seq: seq}}
+}
+
+// encodeRequest lays out a request (header and payload, padded to 4 bytes)
+// as the kernel reads it; the length is computed, not taken from req.
+func encodeRequest(req syscall.NetlinkMessage) []byte {
+	n := headerSize + len(req.Data)
+	b := make([]byte, align4(n))
+	binary.NativeEndian.PutUint32(b[0:4], uint32(n))
+	binary.NativeEndian.PutUint16(b[4:6], req.Header.Type)
+	binary.NativeEndian.PutUint16(b[6:8], req.Header.Flags)
+	binary.NativeEndian.PutUint32(b[8:12], req.Header.Seq)
+	binary.NativeEndian.PutUint32(b[12:16], req.Header.Pid)
+	copy(b[headerSize:], req.Data)
+	return b
 }

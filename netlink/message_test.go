@@ -155,8 +155,13 @@ func TestParseError(t *testing.T) {
 // TestStatusRequest pins the only request this package builds: AUDIT_GET,
 // a plain request (no ACK, no dump), no payload.
 func TestStatusRequest(t *testing.T) {
-	req := statusRequest()
-	if req.Header.Type != 1000 || req.Header.Flags != syscall.NLM_F_REQUEST || len(req.Data) != 0 {
-		t.Errorf("statusRequest() = %+v, want AUDIT_GET (1000), NLM_F_REQUEST, no payload", req)
+	req := statusRequest(7)
+	if req.Header.Type != 1000 || req.Header.Flags != syscall.NLM_F_REQUEST || len(req.Data) != 0 || req.Header.Seq != 7 {
+		t.Errorf("statusRequest(7) = %+v, want AUDIT_GET (1000), NLM_F_REQUEST, seq 7, no payload", req)
+	}
+	// On the wire: exactly what the kernel parses, 16 bytes, our number.
+	want := nltest.Message(1000, syscall.NLM_F_REQUEST, 7, 0, nil)
+	if got := encodeRequest(req); string(got) != string(want) {
+		t.Errorf("encodeRequest = % x, want % x", got, want)
 	}
 }

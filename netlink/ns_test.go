@@ -1,6 +1,7 @@
 package netlink
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"testing"
@@ -8,42 +9,28 @@ import (
 
 func TestIsNonInitialPIDNamespace(t *testing.T) {
 	tests := []struct {
-		name  string
-		files map[string]string // missing: the read fails
-		want  bool
+		name string
+		ino  uint64
+		err  error
+		want bool
 	}{
-		{"host", map[string]string{"/proc/self/stat": "1 (x)", "/proc/2/comm": "kthreadd\n"}, false},
-		{"host, comm without newline", map[string]string{"/proc/self/stat": "1 (x)", "/proc/2/comm": "kthreadd"}, false},
-		{"container, pid 2 is a user process", map[string]string{"/proc/self/stat": "1 (x)", "/proc/2/comm": "sh\n"}, true},
-		{"container, no pid 2", map[string]string{"/proc/self/stat": "1 (x)"}, true},
-		{"container, kthreadd prefix only", map[string]string{"/proc/self/stat": "1 (x)", "/proc/2/comm": "kthreadd2\n"}, true},
-		{"no procfs: cannot tell, do not blame the namespace", map[string]string{}, false},
+		{"host", 0xEFFFFFFC, nil, false},
+		{"container", 4026532178, nil, true},
+		{"no procfs: cannot tell, do not blame the namespace", 0, &fs.PathError{Op: "stat", Path: "/proc/self/ns/pid", Err: fs.ErrNotExist}, false},
+		{"link not readable", 0, &fs.PathError{Op: "stat", Path: "/proc/self/ns/pid", Err: fs.ErrPermission}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var read []string
-			readFile := func(name string) ([]byte, error) {
-				read = append(read, name)
-				if s, ok := tt.files[name]; ok {
-					return []byte(s), nil
-				}
-				return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-			}
-			if got := isNonInitialPIDNamespace(readFile); got != tt.want {
-				t.Errorf("isNonInitialPIDNamespace = %v, want %v (files read: %v)", got, tt.want, read)
-			}
-			for _, name := range read {
-				if name != "/proc/self/stat" && name != "/proc/2/comm" {
-					t.Errorf("read unexpected file %s", name)
-				}
+			got := isNonInitialPIDNamespace(func() (uint64, error) { return tt.ino, tt.err })
+			if got != tt.want {
+				t.Errorf("isNonInitialPIDNamespace(%d, %v) = %v, want %v", tt.ino, tt.err, got, tt.want)
 			}
 		})
 	}
 }
 
 // TestInNonInitialPIDNamespaceHere checks the real detection against the
-// namespace's inode: the initial PID namespace is always 0xEFFFFFFC
-// (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+// namespace link's text.
 func TestInNonInitialPIDNamespaceHere(t *testing.T) {
 	link, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
@@ -52,5 +39,8 @@ func TestInNonInitialPIDNamespaceHere(t *testing.T) {
 	want := link != "pid:[4026531836]"
 	if got := inNonInitialPIDNamespace(); got != want {
 		t.Errorf("inNonInitialPIDNamespace() = %v, but /proc/self/ns/pid is %s", got, link)
+	}
+	if _, err := pidNamespaceInode(); errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("pidNamespaceInode: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ func TestIntegrationClientUnderSenderPenalty(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := New(conn, maxSenders)
+	c := New(conn, NewSenderLimit(maxSenders))
 	answered, held := 0, 0
 	for i := range 4 {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)

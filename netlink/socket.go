@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	libaudit "github.com/elastic/go-libaudit/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,8 +19,9 @@ const receiveTimeout = 5 * time.Second
 // longer than this is reported truncated (and skipped), never misparsed.
 const receiveBuffer = 8192
 
-// socket is the real kernel connection: a NETLINK_AUDIT socket whose
-// receives wait in Go's network poller, not in a blocking system call.
+// socket is the real kernel connection: our own NETLINK_AUDIT socket
+// (x/sys/unix), whose receives wait in Go's network poller, not in a
+// blocking system call.
 //
 // Why not a blocking receive (as go-libaudit's NetlinkClient does): a
 // goroutine blocked in a system call keeps its P in the syscall state, and
@@ -32,17 +31,23 @@ const receiveBuffer = 8192
 // total (bench/run.sh measures it). Parked in the poller, the receiver
 // costs nothing while it waits.
 //
-// Sends go through go-libaudit's NetlinkClient, not the poller: the poller's
-// write lock would queue every query behind one the kernel holds asleep (the
-// sender penalty), and each held query must still reach the kernel, which
-// queues its reply before the sender sleeps. They run on their own
-// goroutines; Client closes the socket only when no send is in progress.
-// Receives read a duplicate of the client's descriptor through the poller.
+// Sends are a plain sendto on the descriptor, from the sender's goroutine
+// (RawConn.Control: it only pins the descriptor open, it takes no lock),
+// not os.File.Write: the poller's write lock would queue every query behind
+// one the kernel holds asleep (the sender penalty), and each held query must
+// still reach the kernel, which queues its reply before the sender sleeps.
+// O_NONBLOCK does not matter for them: a send to the kernel never waits for
+// buffer space, and the penalty sleeps whatever the flags. Client closes the
+// socket only when no send is in progress (Close would wait for them).
+//
+// Why not under go-libaudit's AuditClient (its Netlink field takes any
+// NetlinkSendReceiver): the plugin uses none of it. We frame, number and
+// parse the messages ourselves, and the package no longer reaches into
+// go-libaudit's unexported socket descriptor.
 type socket struct {
-	nl *libaudit.NetlinkClient // sends; numbers requests 1, 2, 3, …
-	f  *os.File                // a dup of nl's descriptor, non-blocking, in the poller
+	f  *os.File // non-blocking, in the poller
 	rc syscall.RawConn
-	fd int // f's descriptor
+	fd int // f's descriptor, for tests
 
 	timeout time.Duration // receiveTimeout; tests shorten it
 	buf     []byte        // only the receiver uses it
@@ -51,67 +56,64 @@ type socket struct {
 	closed      atomic.Bool
 }
 
-// Open connects to the kernel's audit netlink socket.
-func Open(maxSenders int) (*Client, error) {
+// Open connects to the kernel's audit netlink socket; its sends count
+// against limit, shared with every other client of the process (nil: a
+// limit of its own).
+func Open(limit *SenderLimit) (*Client, error) {
 	conn, err := dial()
 	if err != nil {
 		return nil, err
 	}
-	return New(conn, maxSenders), nil
+	return New(conn, limit), nil
 }
 
 func dial() (*socket, error) {
-	nl, err := libaudit.NewNetlinkClient(syscall.NETLINK_AUDIT, 0, nil, nil)
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_AUDIT)
 	if err != nil {
-		var errno syscall.Errno
-		if errors.As(err, &errno) {
-			return nil, classifyErrno("open audit netlink socket", errno)
-		}
-		return nil, fmt.Errorf("open audit netlink socket: %w", err)
+		return nil, openError(err)
 	}
-	fd, err := receiveDescriptor(nl)
-	if err != nil {
-		nl.Close()
-		return nil, fmt.Errorf("open audit netlink socket: %w", err)
+	// Port id 0 in bind: the kernel picks a unique one.
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, openError(err)
 	}
 	// A non-blocking descriptor is registered with the runtime poller.
-	// O_NONBLOCK is shared with nl's descriptor; a send to the kernel never
-	// waits for buffer space, so nl.Send is unaffected.
 	f := os.NewFile(uintptr(fd), "netlink-audit")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
-		nl.Close()
 		return nil, fmt.Errorf("open audit netlink socket: %w", err)
 	}
-	return &socket{nl: nl, f: f, rc: rc, fd: fd, buf: make([]byte, receiveBuffer), timeout: receiveTimeout}, nil
+	return &socket{f: f, rc: rc, fd: fd, buf: make([]byte, receiveBuffer), timeout: receiveTimeout}, nil
 }
 
-// receiveDescriptor duplicates the client's unexported socket descriptor as
-// a non-blocking one for the poller: go-libaudit only offers a blocking
-// receive with no deadline. TestDescriptor fails if an update of go-libaudit
-// changes the field.
-func receiveDescriptor(nl *libaudit.NetlinkClient) (int, error) {
-	v := reflect.ValueOf(nl).Elem().FieldByName("fd")
-	if !v.IsValid() || v.Kind() != reflect.Int {
-		return -1, errors.New("go-libaudit NetlinkClient has no int field fd")
+func openError(err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return classifyErrno("open audit netlink socket", errno)
 	}
-	fd, err := unix.Dup(int(v.Int()))
+	return fmt.Errorf("open audit netlink socket: %w", err)
+}
+
+// Send hands the request, numbered by its header's Seq, to the kernel,
+// which may keep the calling thread asleep for backlog_wait_time.
+func (s *socket) Send(req syscall.NetlinkMessage) error {
+	b := encodeRequest(req)
+	// The kernel's end (port id 0). One per send: Sendto writes into it.
+	to := &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
+	var serr error
+	err := s.rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Sendto(int(fd), b, 0, to)
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	})
 	if err != nil {
-		return -1, fmt.Errorf("dup: %w", err)
+		return s.closedOr(err)
 	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("set non-blocking: %w", err)
-	}
-	return fd, nil
-}
-
-// Send hands the request to the kernel, which may keep the calling thread
-// asleep for backlog_wait_time.
-func (s *socket) Send(req syscall.NetlinkMessage) (uint32, error) {
-	return s.nl.Send(req)
+	return serr
 }
 
 // Receive returns one datagram from the kernel, EAGAIN after the timeout
@@ -168,5 +170,5 @@ func (s *socket) closedOr(err error) error {
 
 func (s *socket) Close() error {
 	s.closed.Store(true)
-	return errors.Join(s.f.Close(), s.nl.Close())
+	return s.f.Close()
 }

@@ -2,7 +2,9 @@ package netlink
 
 import (
 	"errors"
+	"go/build"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -126,27 +128,51 @@ func TestReceiveStrayAndOversized(t *testing.T) {
 	}
 }
 
-// The request on the wire: type and flags as given, sequence numbers 1, 2,
-// 3, …, no payload for AUDIT_GET.
+// The request on the wire: type and flags as given, and the sequence
+// number the caller chose, which the kernel's reply carries back.
 func TestIntegrationSocketSend(t *testing.T) {
 	lockKernel(t)
 	s := dialTest(t)
-	for want := uint32(1); want <= 3; want++ {
-		seq, err := s.Send(statusRequest())
-		if err != nil {
+	s.timeout = 2 * time.Second
+	for _, seq := range []uint32{7, 3, 0xfffffff0} {
+		if err := s.Send(statusRequest(seq)); err != nil {
 			t.Skipf("the kernel refuses AUDIT_GET here: %v", err)
 		}
-		if seq != want {
-			t.Errorf("seq %d, want %d", seq, want)
-		}
-		s.timeout = 2 * time.Second
 		b, err := s.Receive()
 		if err != nil {
 			t.Fatalf("Receive: %v", err)
 		}
 		msgs, err := parseMessages(b)
-		if err != nil || len(msgs) == 0 || msgs[0].Header.Seq != want {
-			t.Fatalf("reply %+v, %v: want seq %d", msgs, err, want)
+		if err != nil || len(msgs) == 0 || msgs[0].Header.Seq != seq {
+			t.Fatalf("reply %+v, %v: want seq %d", msgs, err, seq)
+		}
+	}
+}
+
+// Send on a closed socket is EBADF, as on a closed descriptor (the client
+// then reports ErrClosed and the caller reconnects).
+func TestSendAfterClose(t *testing.T) {
+	s, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := s.Send(statusRequest(1)); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("Send on a closed socket = %v, want EBADF", err)
+	}
+}
+
+// The transport is ours: the package (tests aside) neither reads another
+// library's unexported state through reflect nor depends on go-libaudit's
+// netlink client. kerneltest may use go-libaudit (rules, AUDIT_SET).
+func TestTransportIsOurs(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if imp == "reflect" || strings.HasPrefix(imp, "github.com/elastic/go-libaudit") {
+			t.Errorf("package netlink imports %s", imp)
 		}
 	}
 }

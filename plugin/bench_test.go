@@ -19,7 +19,7 @@ import (
 // second at the default rate; run.sh prints it next to the raw round trip's.
 func BenchmarkSamplerKernel(b *testing.B) {
 	bench.LockQuiet(b)
-	benchSampler(b, kernelClient(netlink.DefaultMaxSenders))
+	benchSampler(b, kernelClient(netlink.NewSenderLimit(netlink.DefaultMaxSenders)))
 }
 
 // BenchmarkSamplerFake is the same path over the request→reply fake: the

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"os"
-	"strconv"
+	"errors"
+
+	"golang.org/x/sys/unix"
 
 	"auditplugin/netlink"
 )
@@ -65,10 +66,20 @@ func bool01(b bool) int64 {
 	return 0
 }
 
-// procExists reports whether a process with this pid exists. The plugin is
-// in the initial PID namespace (the kernel refuses audit status otherwise),
-// so the kernel's pid and /proc agree.
+// pidMaxLimit is the kernel's highest possible pid (PID_MAX_LIMIT, 2^22).
+const pidMaxLimit = 1 << 22
+
+// procExists reports whether a process with this pid exists, by sending it
+// signal 0 (which sends nothing): EPERM means it exists but is not ours
+// (auditd runs as root), ESRCH that it is gone. /proc cannot tell: with
+// hidepid=2 other users' processes are invisible there. The plugin is in the
+// initial PID namespace (the kernel refuses audit status otherwise), so the
+// kernel's pid is ours. A pid out of range is never passed to kill, where 0
+// or a negative value would mean a process group.
 func procExists(pid uint32) bool {
-	_, err := os.Stat("/proc/" + strconv.FormatUint(uint64(pid), 10))
-	return err == nil
+	if pid == 0 || pid > pidMaxLimit {
+		return false
+	}
+	err := unix.Kill(int(pid), 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ type faultKernel struct {
 	conns   []*nltest.Conn
 	dead    *nltest.Conn  // sends on it fail with EBADF for good
 	samples []faultSample // every Status call's result, as the sampler saw it
+	limit   *netlink.SenderLimit
 }
 
 // fault answers one request on conn; handled false answers normally.
@@ -98,8 +100,12 @@ func (k *faultKernel) newClient() (statusClient, error) {
 	})
 	k.mu.Lock()
 	k.conns = append(k.conns, conn)
+	if k.limit == nil {
+		k.limit = netlink.NewSenderLimit(4) // one for the plugin's life, as kernelClient's
+	}
+	limit := k.limit
 	k.mu.Unlock()
-	return &recordingClient{statusClient: netlink.New(conn, 4), k: k}, nil
+	return &recordingClient{statusClient: netlink.New(conn, limit), k: k}, nil
 }
 
 func (k *faultKernel) dials() int {
@@ -484,7 +490,7 @@ func TestCancelBeforeFirstStatusClosesSocket(t *testing.T) {
 	cancel()
 	waitExit(t, exit, 2*time.Second)
 	pollUntil(t, "the socket closed", func() bool {
-		_, err := conn.Send(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 1000, Flags: syscall.NLM_F_REQUEST}})
+		err := conn.Send(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 1000, Flags: syscall.NLM_F_REQUEST}})
 		return err == syscall.EBADF
 	})
 }
@@ -498,5 +504,37 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A socket whose replies never come, though the kernel takes every query
+// (the sends return): after a few unanswered queries in a row the client
+// gives it up and the sampler opens a new one, which answers. Without that,
+// the plugin would wait on the broken socket forever.
+func TestReconnectAfterUnansweredQueries(t *testing.T) {
+	limit := netlink.NewSenderLimit(4)
+	var dials atomic.Int32
+	newClient := func() (statusClient, error) {
+		n := dials.Add(1)
+		conn := nltest.Dial(func(req syscall.NetlinkMessage) ([][]byte, error) {
+			if n == 1 {
+				return nil, nil // the first socket: taken, never answered
+			}
+			return [][]byte{nltest.Reply(req, steadyPayload)}, nil
+		})
+		return netlink.New(conn, limit), nil
+	}
+	h := newHarness(newClient)
+	h.start(t)
+	h.stdout.wait(t, 2, 5*time.Second) // the charts, then a first update with data
+	s := checkStream(t, h.stdout.String())
+	if v := s.series("linux_audit.backlog", "backlog"); len(v) == 0 || v[0] == nil {
+		t.Errorf("backlog series %v: want a value from the new socket", deref(v))
+	}
+	if n := dials.Load(); n < 2 {
+		t.Errorf("%d sockets opened, want a second one", n)
+	}
+	if strings.Count(h.stderr.String(), "failing") != 1 {
+		t.Errorf("stderr %q: want the failure logged once", h.stderr)
 	}
 }

@@ -170,8 +170,21 @@ func waitExit(t *testing.T, exit <-chan int, timeout time.Duration) int {
 
 // kernel returns a newClient over a request→reply fake, the way
 // kernelClient wraps the real socket.
+// After a client closed its connection (a reconnect), the next one gets a
+// new connection to the same fake, as kernelClient opens a new socket; all
+// share one bound on held sends, as kernelClient's clients do.
 func kernel(conn *nltest.Conn, maxHeld int) func() (statusClient, error) {
-	return func() (statusClient, error) { return netlink.New(conn, maxHeld), nil }
+	limit := netlink.NewSenderLimit(maxHeld)
+	var mu sync.Mutex
+	cur := conn
+	return func() (statusClient, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur.Closed() {
+			cur = cur.Redial()
+		}
+		return netlink.New(cur, limit), nil
+	}
 }
 
 // steadyKernel answers every AUDIT_GET with payload.
@@ -224,8 +237,8 @@ func golden(t *testing.T, name, got string) {
 // inInitialPIDNamespace mirrors netlink's test: outside it the kernel's
 // EPERM is reported as a namespace problem, not a missing capability.
 func inInitialPIDNamespace() bool {
-	b, err := os.ReadFile("/proc/2/comm")
-	return err == nil && strings.TrimSpace(string(b)) == "kthreadd"
+	link, err := os.Readlink("/proc/self/ns/pid")
+	return err == nil && link == "pid:[4026531836]"
 }
 
 // epipeWriter is a stdout whose reader is gone.

@@ -634,6 +634,35 @@ func TestIntegrationStall(t *testing.T) {
 	})
 }
 
+// capabilityCopy copies exe into a directory nobody can read and gives the
+// copy cap_audit_control+ep, as install.sh does.
+func capabilityCopy(t *testing.T, exe string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "auditplugin-setcap-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	capExe := filepath.Join(dir, "audit.plugin")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(capExe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("setcap", "cap_audit_control+ep", capExe).CombinedOutput(); err != nil {
+		t.Skipf("setcap on %s: %v: %s", capExe, err, out)
+	}
+	if out, err := exec.Command("getcap", capExe).CombinedOutput(); err == nil {
+		t.Logf("getcap: %s", strings.TrimSpace(string(out)))
+	}
+	return capExe
+}
+
 // TestIntegrationUnprivileged runs the binary as nobody: without
 // CAP_AUDIT_CONTROL it must disable itself and say how to grant the
 // capability; with the file capability set it must chart.
@@ -682,28 +711,7 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	})
 
 	t.Run("file capability", func(t *testing.T) {
-		dir, err := os.MkdirTemp("", "auditplugin-setcap-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		capExe := filepath.Join(dir, "audit.plugin")
-		b, err := os.ReadFile(exe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(capExe, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command("setcap", "cap_audit_control+ep", capExe).CombinedOutput(); err != nil {
-			t.Skipf("setcap on %s: %v: %s", capExe, err, out)
-		}
-		if out, err := exec.Command("getcap", capExe).CombinedOutput(); err == nil {
-			t.Logf("getcap: %s", strings.TrimSpace(string(out)))
-		}
+		capExe := capabilityCopy(t, exe)
 		p := newPluginProc(t, "audit.plugin 1 as nobody with cap_audit_control+ep", time.Second)
 		p.start(nobody, capExe, "1")
 		sts := cycleStatuses(t, p, 2)

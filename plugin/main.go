@@ -4,13 +4,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,7 +31,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err == nil && opts.replay != "" {
 		// A bad replay file will not fix itself: treat it as a bad option,
 		// not as a transient error retried in silence.
-		_, err = replayClient(opts.replay)()
+		_, err = newReplayClient(opts.replay)()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "audit.plugin: %s (see audit.plugin -h)\n", oneLine(err.Error()))
@@ -49,6 +47,10 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return newPlugin(opts, stdout, stderr).serve(stdin)
 }
 
+// newReplayClient serves recorded statuses instead of the kernel. Only a
+// test build (replay.go, build tag replay) sets it, with the -replay flag.
+var newReplayClient func(path string) func() (statusClient, error)
+
 // newPlugin wires the plugin to the kernel and the real process; tests
 // replace the function fields.
 func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
@@ -57,14 +59,14 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		interval:      time.Duration(opts.updateEvery) * time.Second,
 		out:           newProtocol(stdout),
 		log:           newStateLog(stderr),
-		newClient:     kernelClient(opts.maxHeld),
+		newClient:     kernelClient(netlink.NewSenderLimit(opts.maxHeld)),
 		kernelHZ:      netlink.KernelHZ,
 		processExists: procExists,
 		parentAlive:   parentWatcher(),
 		procStatus:    openProcStatus,
 	}
 	if opts.replay != "" {
-		p.newClient = replayClient(opts.replay)
+		p.newClient = newReplayClient(opts.replay)
 	}
 	return p
 }
@@ -78,7 +80,7 @@ func (p *plugin) serve(stdin io.Reader) int {
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go watchStdin(stdin, cancel)
+	go p.watchStdin(stdin, cancel)
 	// SIGUSR1: one line of runtime statistics on stderr (selfstats.go).
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -87,28 +89,16 @@ func (p *plugin) serve(stdin io.Reader) int {
 	return p.run(ctx)
 }
 
-func kernelClient(maxHeld int) func() (statusClient, error) {
+// kernelClient opens a new netlink client for each (re)connection; every
+// one counts its sends against limit, the plugin's one bound on the queries
+// the kernel holds asleep, which outlive the client that sent them.
+func kernelClient(limit *netlink.SenderLimit) func() (statusClient, error) {
 	return func() (statusClient, error) {
-		c, err := netlink.Open(maxHeld)
+		c, err := netlink.Open(limit)
 		if err != nil {
 			return nil, err
 		}
 		return c, nil
-	}
-}
-
-// watchStdin ends the plugin when Netdata says QUIT (Netdata 2.x on shutdown).
-// End of input is not a reason to stop: some Netdata versions give no stdin.
-func watchStdin(stdin io.Reader, quit func()) {
-	if stdin == nil {
-		return
-	}
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "QUIT" {
-			quit()
-			return
-		}
 	}
 }
 
@@ -117,6 +107,33 @@ func watchStdin(stdin io.Reader, quit func()) {
 func parentWatcher() func() bool {
 	parent := os.Getppid()
 	return func() bool { return os.Getppid() == parent }
+}
+
+// parentPoll is how often run checks that Netdata is still our parent: the
+// plugin exits within about this long of Netdata's death, whatever
+// update_every, also while it waits for its first status. A getppid every
+// 500 ms costs nothing measurable. (PR_SET_PDEATHSIG would be cheaper but
+// fires when the thread that set it exits, and Go moves goroutines between
+// threads and ends threads; a pidfd of the parent could be reused once the
+// parent died before we opened it.)
+const parentPoll = 500 * time.Millisecond
+
+// watchParent calls gone once parentAlive reports false, until ctx is done.
+func (p *plugin) watchParent(ctx context.Context, gone func()) {
+	t := time.NewTicker(parentPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if !p.parentAlive() {
+				p.log.printf("netdata (our parent process) is gone; exiting")
+				gone()
+				return
+			}
+		}
+	}
 }
 
 type plugin struct {
@@ -133,6 +150,10 @@ type plugin struct {
 }
 
 func (p *plugin) run(ctx context.Context) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go p.watchParent(ctx, cancel)
+
 	hz, _, err := p.kernelHZ()
 	if err != nil {
 		p.log.printf("%v; charting backlog wait times in jiffies", err)
@@ -187,10 +208,6 @@ func (p *plugin) run(ctx context.Context) int {
 		// Skip ticks we slept through instead of bursting to catch up.
 		for !next.After(now) {
 			next = next.Add(interval)
-		}
-		if !p.parentAlive() {
-			p.log.printf("netdata (our parent process) is gone; exiting")
-			return 0
 		}
 		w, fatal := s.take()
 		if fatal != nil {

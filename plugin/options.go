@@ -16,9 +16,13 @@ type options struct {
 	sampleInterval time.Duration
 	maxHeld        int
 	growthSpan     time.Duration
-	replay         string // test-only: recorded statuses instead of the kernel
+	replay         string // test builds only (replay.go): recorded statuses instead of the kernel
 	version        bool
 }
+
+// testFlags adds the flags of a test build (replay.go, build tag replay);
+// nil in the shipped binary, which rejects them as unknown.
+var testFlags func(fs *flag.FlagSet, o *options)
 
 const defaultSampleInterval = 250 * time.Millisecond
 
@@ -75,8 +79,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		"most status queries the kernel may hold asleep at once (one thread each) during a backlog stall")
 	fs.DurationVar(&o.growthSpan, "growth-window", 20*time.Second,
 		"span of backlog samples the time-to-overflow estimate fits a line through")
-	fs.StringVar(&o.replay, "replay", "",
-		"testing only: read statuses from this file (JSON lines) instead of the kernel")
+	if testFlags != nil {
+		testFlags(fs, &o)
+	}
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

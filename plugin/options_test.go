@@ -48,11 +48,11 @@ func TestOptionsDefaults(t *testing.T) {
 	if o.sampleInterval != 250*time.Millisecond || o.maxHeld != 64 || o.growthSpan != 20*time.Second || o.replay != "" || o.version {
 		t.Errorf("defaults %+v", o)
 	}
-	o, err = parseOptions([]string{"2", "-sample-interval", "2s", "-max-held-queries", "1024", "-growth-window", "6s", "-replay", "f.jsonl"}, env(nil), &bytes.Buffer{})
+	o, err = parseOptions([]string{"2", "-sample-interval", "2s", "-max-held-queries", "1024", "-growth-window", "6s"}, env(nil), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.sampleInterval != 2*time.Second || o.maxHeld != 1024 || o.growthSpan != 6*time.Second || o.replay != "f.jsonl" {
+	if o.sampleInterval != 2*time.Second || o.maxHeld != 1024 || o.growthSpan != 6*time.Second {
 		t.Errorf("parsed %+v", o)
 	}
 }
@@ -117,7 +117,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Errorf("-h wrote to stdout, which Netdata parses: %q", stdout.String())
 	}
 	usage := stderr.String()
-	for _, s := range []string{"UPDATE_EVERY", "NETDATA_UPDATE_EVERY", "-sample-interval", "-max-held-queries", "-growth-window", "-replay", "-version"} {
+	for _, s := range []string{"UPDATE_EVERY", "NETDATA_UPDATE_EVERY", "-sample-interval", "-max-held-queries", "-growth-window", "-version"} {
 		if !strings.Contains(usage, s) {
 			t.Errorf("usage does not mention %s:\n%s", s, usage)
 		}

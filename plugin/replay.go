@@ -1,9 +1,12 @@
+//go:build replay
+
 package main
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"sync"
@@ -13,11 +16,21 @@ import (
 
 // replay serves statuses recorded in a file, one JSON object per line, in a
 // loop. It exists so tests can show states this machine must never enter
-// (failure mode 2 panics it) to a real Netdata. Never used in production.
+// (failure mode 2 panics it) to a real Netdata. Only test builds have it
+// (go build -tags replay): the shipped binary holds cap_audit_control, and
+// must not read whatever file a command line names.
 type replay struct {
 	mu       sync.Mutex
 	statuses []netlink.Status
 	next     int
+}
+
+func init() {
+	testFlags = func(fs *flag.FlagSet, o *options) {
+		fs.StringVar(&o.replay, "replay", "",
+			"testing only: read statuses from this file (JSON lines) instead of the kernel")
+	}
+	newReplayClient = replayClient
 }
 
 func replayClient(path string) func() (statusClient, error) {

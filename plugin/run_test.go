@@ -416,16 +416,40 @@ func TestExitOnCancelBeforeFirstStatus(t *testing.T) {
 	}
 }
 
+// The plugin exits within 2 s of Netdata's death at any update_every (here
+// 60 s): after its charts, and while it still waits for a first status the
+// kernel does not give.
 func TestExitWhenParentGone(t *testing.T) {
-	h := newHarness(kernel(steadyKernel(steadyPayload), 4))
-	var alive atomic.Bool
-	alive.Store(true)
-	h.p.parentAlive = alive.Load
-	exit, _ := h.start(t)
-	h.stdout.wait(t, 2, 5*time.Second)
-	alive.Store(false)
-	if code := waitExit(t, exit, 2*time.Second); code != 0 {
-		t.Errorf("exit code %d, want 0", code)
+	for _, tc := range []struct {
+		name  string
+		conn  *nltest.Conn
+		lines int // writes to wait for before the parent dies
+	}{
+		{"after the charts", steadyKernel(steadyPayload), 1},
+		{"before the first status", nltest.Dial(func(syscall.NetlinkMessage) ([][]byte, error) { return nil, nil }), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(kernel(tc.conn, 4))
+			h.p.interval = 60 * time.Second
+			var alive atomic.Bool
+			alive.Store(true)
+			h.p.parentAlive = alive.Load
+			exit, _ := h.start(t)
+			if tc.lines > 0 {
+				h.stdout.wait(t, tc.lines, 5*time.Second)
+			} else {
+				time.Sleep(300 * time.Millisecond)
+			}
+			alive.Store(false)
+			start := time.Now()
+			if code := waitExit(t, exit, 2*time.Second); code != 0 {
+				t.Errorf("exit code %d, want 0", code)
+			}
+			t.Logf("exited %v after the parent died", time.Since(start))
+			if !strings.Contains(h.stderr.String(), "parent process) is gone") {
+				t.Errorf("stderr %q does not say why", h.stderr)
+			}
+		})
 	}
 }
 

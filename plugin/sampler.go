@@ -62,6 +62,7 @@ type counters struct {
 
 type counterState struct {
 	seen       bool
+	at         time.Time // when the counters were read
 	lost, wait uint32
 }
 
@@ -156,10 +157,11 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	defer s.mu.Unlock()
 	prev := &s.prev
 	if prev.seen {
-		s.totals.lost += counterDelta(prev.lost, st.Lost)
-		s.totals.waitActual += counterDelta(prev.wait, st.BacklogWaitTimeActual)
+		elapsed := at.Sub(prev.at)
+		s.totals.lost += counterDelta(prev.lost, st.Lost, elapsed)
+		s.totals.waitActual += counterDelta(prev.wait, st.BacklogWaitTimeActual, elapsed)
 	}
-	*prev = counterState{seen: true, lost: st.Lost, wait: st.BacklogWaitTimeActual}
+	*prev = counterState{seen: true, at: at, lost: st.Lost, wait: st.BacklogWaitTimeActual}
 
 	w := &s.win
 	w.samples++
@@ -174,11 +176,37 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	s.growth.add(at, st.Backlog)
 }
 
-// counterDelta is the increase of a cumulative counter; a smaller value means
-// it was reset to 0 and has counted cur since.
-func counterDelta(prev, cur uint32) uint64 {
+// maxCounterRate bounds how fast lost or backlog_wait_time_actual can
+// plausibly grow, per second. lost counts records the kernel began to build
+// and dropped; a record costs a syscall and at least about a microsecond of
+// CPU, so even 128 CPUs lose fewer than 2^27 (134 M) a second (measured here:
+// about 230 k/s on 2 CPUs). backlog_wait_time_actual adds the jiffies every
+// stalled task slept: 2^27 a second at HZ 1000 is 134 k tasks asleep all the
+// time.
+const maxCounterRate = 1 << 27
+
+// counterDelta is the increase of a u32 cumulative counter read elapsed
+// apart. A smaller value is either a wrap past 2^32 or a reset to 0
+// (auditctl --reset-lost; backlog_wait_time_actual is reset by the same
+// AUDIT_SET mechanism). The rule: it is a wrap when the increase modulo 2^32
+// (which is 2^32 - prev + cur, so prev must have been near 2^32) is at most
+// what maxCounterRate allows in elapsed (and less than 2^31, past which a
+// modular increase says nothing); otherwise a reset, after which the counter
+// has counted cur. A reset from within that distance of 2^32 is taken for a
+// wrap; it overcounts by at most the bound and is far rarer than a wrap there.
+func counterDelta(prev, cur uint32, elapsed time.Duration) uint64 {
 	if cur >= prev {
 		return uint64(cur - prev)
+	}
+	inc := uint64(cur - prev) // modular: 2^32 - prev + cur
+	bound := uint64(1<<31 - 1)
+	if elapsed <= 0 {
+		bound = 0
+	} else if elapsed < time.Duration(bound/maxCounterRate)*time.Second {
+		bound = uint64(elapsed.Seconds() * maxCounterRate)
+	}
+	if inc <= bound {
+		return inc
 	}
 	return uint64(cur)
 }

@@ -148,6 +148,56 @@ func TestCountersSurviveReset(t *testing.T) {
 	}
 }
 
+// A u32 wrap is counted as the increase past 2^32; a reset (auditctl
+// --reset-lost) as the value counted since 0. counterDelta's rule tells them
+// apart by whether the modular increase is plausible for the elapsed time.
+func TestCounterDeltaWrapOrReset(t *testing.T) {
+	const q = 250 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		prev, cur uint32
+		elapsed   time.Duration
+		want      uint64
+	}{
+		{"increase", 10, 25, q, 15},
+		{"no change", 7, 7, q, 0},
+		{"wrap near 2^32", 0xffffff00, 0x10, q, 272},
+		{"wrap from the top", 0xffffffff, 0, q, 1},
+		{"wrap at the rate bound", 0xffffffff - maxCounterRate/4 + 1, 0, q, maxCounterRate / 4},
+		{"reset to 0 and counted since", 5000, 10, q, 10},
+		{"reset to 0", 5000, 0, q, 0},
+		{"reset from the upper half", 0x80000000, 0x10, q, 0x10},
+		{"just past the rate bound: reset", 0xffffffff - maxCounterRate/4, 0, q, 0},
+		{"wrap after a long gap", 0xf0000000, 0x10, 10 * time.Second, 0x10000010},
+		{"no time elapsed: reset", 0xffffff00, 0x10, 0, 0x10},
+		{"half the range is never a wrap", 0x80000010, 0x10, time.Hour, 0x10},
+	} {
+		if got := counterDelta(tc.prev, tc.cur, tc.elapsed); got != tc.want {
+			t.Errorf("%s: counterDelta(%#x, %#x, %v) = %d, want %d", tc.name, tc.prev, tc.cur, tc.elapsed, got, tc.want)
+		}
+	}
+}
+
+// Through the sampler, samples 250 ms apart: a wrap of lost and of
+// backlog_wait_time_actual adds 272, a reset then adds what was counted since.
+func TestCountersWrapAndReset(t *testing.T) {
+	s := newTestSampler(&scriptClient{}, nil)
+	at := time.Now()
+	var lost, wait []uint64
+	for _, n := range []uint32{0xffffff00, 0x10, 0x20, 3} {
+		s.add(status(0, 1000, n, n), time.Millisecond, at)
+		at = at.Add(250 * time.Millisecond)
+		w, _ := s.take()
+		lost, wait = append(lost, w.counters.lost), append(wait, w.counters.waitActual)
+	}
+	want := []uint64{0, 272, 288, 291} // wrap +272, +16, reset to 0 then +3
+	for i := range want {
+		if lost[i] != want[i] || wait[i] != want[i] {
+			t.Fatalf("lost totals %v, waited %v; want both %v", lost, wait, want)
+		}
+	}
+}
+
 // Counter state carries from firstStatus to run, so the records lost between
 // the first status and the next sample are counted.
 func TestCountersCarryOverFromFirstStatus(t *testing.T) {

@@ -7,32 +7,32 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
 )
 
-// Runtime statistics on request, for operators and the soak test:
-// `kill -USR1 $(pidof audit.plugin)` makes the plugin write one line to
-// stderr, which is Netdata's error log:
+// Runtime statistics on request, for operators: `kill -USR1 $(pidof
+// audit.plugin)` makes the plugin write one line to stderr, which is
+// Netdata's error log:
 //
 //	audit.plugin: self stats: goroutines=7 threads=8 fds=6 heap_inuse_kib=808 heap_live_kib=352 rss_kib=9104 held_queries=0
 //
-// It first collects garbage and returns free memory to the OS
-// (debug.FreeOSMemory, a millisecond or two at this plugin's heap size), so
-// the heap and RSS figures are what the plugin really holds, comparable
-// from one request to the next, not garbage waiting for the next
-// collection. A value that cannot be read (no /proc) is -1. held_queries is
-// the number of status queries the kernel held asleep at the last chart
-// update.
+// held_queries is the number of status queries the kernel held asleep at the
+// last chart update (each is one thread: a stalled backlog shows here and in
+// threads); heap_live_kib is the heap found live by the runtime's last
+// collection (it collects at least every two minutes), heap_inuse_kib and
+// rss_kib include garbage not collected yet. Reading them forces no
+// collection: the line costs the plugin nothing but the reading. A value
+// that cannot be read (no /proc; heap_live_kib before the first collection)
+// is -1.
 
 type selfStats struct {
 	goroutines int
 	threads    int   // OS threads of the process
 	fds        int   // open file descriptors (the one used to count them excluded)
 	heapInuse  int64 // KiB in in-use heap spans (runtime.MemStats.HeapInuse)
-	heapLive   int64 // KiB of heap found live by the collection
+	heapLive   int64 // KiB of heap found live by the last collection
 	rss        int64 // resident set size, KiB
 	held       int   // status queries held asleep in the kernel
 }
@@ -43,10 +43,9 @@ func (s selfStats) String() string {
 }
 
 func readSelfStats(held int) selfStats {
-	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(live)
 	s := selfStats{
 		goroutines: runtime.NumGoroutine(),
@@ -57,7 +56,8 @@ func readSelfStats(held int) selfStats {
 		rss:        -1,
 		held:       held,
 	}
-	if live[0].Value.Kind() == metrics.KindUint64 {
+	// Before the first collection nothing was found live yet: unknown.
+	if live[0].Value.Kind() == metrics.KindUint64 && live[1].Value.Kind() == metrics.KindUint64 && live[1].Value.Uint64() > 0 {
 		s.heapLive = int64(live[0].Value.Uint64() / 1024)
 	}
 	if entries, err := os.ReadDir("/proc/self/fd"); err == nil {

@@ -20,39 +20,59 @@ type Conn struct {
 	fn      Func
 	timeout time.Duration
 
-	mu       sync.Mutex
-	seq      uint32
-	requests []syscall.NetlinkMessage
-	queue    [][]byte
-	errs     []error // returned by Receive before the queue, one each call
-	closed   bool
-	wake     chan struct{}
+	log *requests // shared by Redial
+
+	mu     sync.Mutex
+	queue  [][]byte
+	errs   []error // returned by Receive before the queue, one each call
+	closed bool
+	wake   chan struct{}
+}
+
+type requests struct {
+	mu   sync.Mutex
+	reqs []syscall.NetlinkMessage
 }
 
 // Dial returns a fake connection; Receive waits at most 20 ms for data.
 func Dial(fn Func) *Conn {
-	return &Conn{fn: fn, timeout: 20 * time.Millisecond, wake: make(chan struct{}, 1)}
+	return &Conn{fn: fn, timeout: 20 * time.Millisecond, wake: make(chan struct{}, 1), log: &requests{}}
 }
 
-// Send numbers the request like the real socket does (1, 2, 3, …) and queues the replies.
-func (c *Conn) Send(req syscall.NetlinkMessage) (uint32, error) {
+// Redial returns a new connection to the same fake kernel, as a reconnect
+// opens a new socket: nothing queued on c reaches it, and Requests of
+// either lists the requests sent on both.
+func (c *Conn) Redial() *Conn {
+	return &Conn{fn: c.fn, timeout: c.timeout, wake: make(chan struct{}, 1), log: c.log}
+}
+
+// Closed reports whether Close was called.
+func (c *Conn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Send records the request, numbered by the caller as on the real socket,
+// and queues the replies Func makes.
+func (c *Conn) Send(req syscall.NetlinkMessage) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return 0, syscall.EBADF
+		return syscall.EBADF
 	}
-	c.seq++
-	req.Header.Seq = c.seq
-	req.Header.Len = uint32(syscall.NLMSG_HDRLEN + len(req.Data))
-	c.requests = append(c.requests, req)
 	c.mu.Unlock()
+	req.Header.Len = uint32(syscall.NLMSG_HDRLEN + len(req.Data))
+	c.log.mu.Lock()
+	c.log.reqs = append(c.log.reqs, req)
+	c.log.mu.Unlock()
 
 	replies, err := c.fn(req)
 	if err != nil {
-		return req.Header.Seq, err
+		return err
 	}
 	c.Inject(replies...)
-	return req.Header.Seq, nil
+	return nil
 }
 
 // Inject queues datagrams as if the kernel sent them unasked.
@@ -118,11 +138,11 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// Requests returns every request sent so far.
+// Requests returns every request sent so far (on c and its redials).
 func (c *Conn) Requests() []syscall.NetlinkMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]syscall.NetlinkMessage(nil), c.requests...)
+	c.log.mu.Lock()
+	defer c.log.mu.Unlock()
+	return append([]syscall.NetlinkMessage(nil), c.log.reqs...)
 }
 
 // Message encodes one netlink message (header and payload, padded to 4 bytes).
