@@ -4,13 +4,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -52,19 +51,29 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // newPlugin wires the plugin to the kernel and the real process; tests
 // replace the function fields.
 func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
+	w := &lockedWriter{w: stdout} // shared by chart cycles, Function answers and keepalives
 	p := &plugin{
-		opts:          opts,
-		interval:      time.Duration(opts.updateEvery) * time.Second,
-		out:           newProtocol(stdout),
-		log:           newStateLog(stderr),
-		newClient:     kernelClient(opts.maxHeld),
-		kernelHZ:      netlink.KernelHZ,
-		processExists: procExists,
-		parentAlive:   parentWatcher(),
-		procStatus:    openProcStatus,
+		opts:           opts,
+		interval:       time.Duration(opts.updateEvery) * time.Second,
+		stdout:         w,
+		out:            newProtocol(w),
+		log:            newStateLog(stderr),
+		newClient:      kernelClient(opts.maxHeld),
+		kernelHZ:       netlink.KernelHZ,
+		processExists:  procExists,
+		parentAlive:    parentWatcher(),
+		procStatus:     openProcStatus,
+		track:          newStatusTracker(time.Now()),
+		keepaliveEvery: keepaliveInterval(opts.updateEvery, os.Getenv("NETDATA_VERSION")),
 	}
+	p.funcs = newFunctionServer(w, p.log, p.track)
+	p.funcs.processExists = func(pid uint32) bool { return p.processExists(pid) }
+	p.funcs.held = func() int { return int(p.held.Load()) }
 	if opts.replay != "" {
 		p.newClient = replayClient(opts.replay)
+		p.funcs.countRules = func(context.Context) (int, error) {
+			return 0, errors.New("replaying recorded statuses, no kernel")
+		}
 	}
 	return p
 }
@@ -78,7 +87,10 @@ func (p *plugin) serve(stdin io.Reader) int {
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go watchStdin(stdin, cancel)
+	go watchStdin(stdin, p.funcs.handleLine, func() {
+		p.log.printf("netdata said QUIT; exiting")
+		cancel()
+	})
 	// SIGUSR1: one line of runtime statistics on stderr (selfstats.go).
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -97,18 +109,20 @@ func kernelClient(maxHeld int) func() (statusClient, error) {
 	}
 }
 
-// watchStdin ends the plugin when Netdata says QUIT (Netdata 2.x on shutdown).
-// End of input is not a reason to stop: some Netdata versions give no stdin.
-func watchStdin(stdin io.Reader, quit func()) {
+// watchStdin hands each line Netdata writes (Function calls) to handle, and
+// ends the plugin when handle reports QUIT (Netdata 2.x on shutdown). End of
+// input is not a reason to stop: some Netdata versions give no stdin.
+func watchStdin(stdin io.Reader, handle func(line []byte) (quit bool), quit func()) {
 	if stdin == nil {
 		return
 	}
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "QUIT" {
-			quit()
-			return
-		}
+	quitSeen := false
+	readLines(stdin, func(line []byte) bool {
+		quitSeen = handle(line)
+		return quitSeen
+	})
+	if quitSeen {
+		quit()
 	}
 }
 
@@ -122,6 +136,7 @@ func parentWatcher() func() bool {
 type plugin struct {
 	opts          options
 	interval      time.Duration // update_every; tests shorten it
+	stdout        io.Writer     // Netdata's pipe, one whole write at a time
 	out           *protocol
 	log           *stateLog
 	newClient     func() (statusClient, error)
@@ -130,6 +145,10 @@ type plugin struct {
 	parentAlive   func() bool
 	procStatus    func() io.Reader // /proc/self/status, read to explain a missing capability
 	held          atomic.Int32     // queries held asleep at the last update, for selfstats
+
+	track          *statusTracker  // what the status Function shows beyond the latest sample
+	funcs          *functionServer // Function calls on stdin (function.go)
+	keepaliveEvery time.Duration   // PLUGIN_KEEPALIVE interval, 0 for none (keepalive.go)
 }
 
 func (p *plugin) run(ctx context.Context) int {
@@ -138,8 +157,15 @@ func (p *plugin) run(ctx context.Context) int {
 		p.log.printf("%v; charting backlog wait times in jiffies", err)
 	}
 
+	p.funcs.setHZ(hz)
+	if p.keepaliveEvery > 0 {
+		// From the start: retrying a first status may be silent for long.
+		go keepalive(ctx, p.stdout, p.keepaliveEvery)
+	}
+
 	interval := p.interval
 	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
+	s.track = p.track
 
 	// The first status decides which charts this kernel can fill, and a
 	// missing permission is reported before any chart exists.
@@ -164,6 +190,10 @@ func (p *plugin) run(ctx context.Context) int {
 				return p.exitOn(err)
 			}
 		}
+	}
+	// Registered once a status exists, so the first call has one to show.
+	if err := p.out.Function(functionName, functionTimeout, functionHelp, "top", functionAccess, functionPriority, functionVersion); err != nil {
+		return p.exitOn(err)
 	}
 	if err := p.out.Flush(); err != nil {
 		return p.exitOn(err)
