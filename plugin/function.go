@@ -132,7 +132,7 @@ type functionServer struct {
 	payload   *functionCall // the call whose payload is being read
 	inflight  map[string]bool
 	cancelled map[string]bool
-	unknown   bool // an unknown command was logged
+	logged    map[string]bool // problems on stdin logged once each
 	wg        sync.WaitGroup
 }
 
@@ -148,6 +148,7 @@ func newFunctionServer(out io.Writer, log *stateLog, track *statusTracker) *func
 		slots:         make(chan struct{}, maxCalls),
 		inflight:      map[string]bool{},
 		cancelled:     map[string]bool{},
+		logged:        map[string]bool{},
 	}
 }
 
@@ -205,15 +206,21 @@ func (f *functionServer) handleLine(line []byte) (quit bool) {
 	case "FUNCTION_PROGRESS", "FUNCTION_PAYLOAD_END":
 		// Progress needs no answer; a stray payload end is harmless.
 	default:
-		f.mu.Lock()
-		first := !f.unknown
-		f.unknown = true
-		f.mu.Unlock()
-		if first {
-			f.log.printf("ignoring unknown command on stdin: %.80q (further ones are not logged)", text)
-		}
+		f.logOnce("unknown", "ignoring unknown command on stdin: %.80q (further ones are not logged)", text)
 	}
 	return false
+}
+
+// logOnce logs a problem with what Netdata wrote the first time it occurs:
+// stdin is Netdata's, and a repeated mistake must not flood its log.
+func (f *functionServer) logOnce(key, format string, args ...any) {
+	f.mu.Lock()
+	first := !f.logged[key]
+	f.logged[key] = true
+	f.mu.Unlock()
+	if first {
+		f.log.printf(format, args...)
+	}
 }
 
 // parseCall reads "txid timeout "name params" [access] [source] [content type]".
@@ -237,7 +244,7 @@ func parseCall(w []string) functionCall {
 // are in progress or the call cannot be answered.
 func (f *functionServer) start(c functionCall) {
 	if c.txid == "" || !validTxid(c.txid) {
-		f.log.printf("ignoring a FUNCTION call without a usable transaction id")
+		f.logOnce("txid", "ignoring a FUNCTION call without a usable transaction id: %.80q (further ones are not logged)", c.txid)
 		return
 	}
 	select {
