@@ -450,22 +450,21 @@ func TestStatusRows(t *testing.T) {
 
 func TestKeepaliveInterval(t *testing.T) {
 	tests := []struct {
-		every   int
 		version string
 		want    time.Duration
 	}{
-		{180, "v2.11.0", time.Minute},
-		{180, "2.11.0-12-nightly", time.Minute},
-		{61, "v3.0.0", time.Minute},
-		{60, "v2.11.0", 0},  // updates come often enough
-		{1, "v2.11.0", 0},   // idem
-		{180, "v1.37.1", 0}, // 1.37 does not know the keyword
-		{180, "", 0},        // unknown agent: do not risk it
-		{180, "garbage", 0},
+		{"v2.11.0", time.Minute},
+		{"2.11.0-12-nightly", time.Minute},
+		{"v3.0.0", time.Minute},
+		{"v1.37.1", 0}, // 1.37 does not know the keyword
+		{"v1.99.0", 0},
+		{"", 0}, // unknown agent: do not risk it
+		{"garbage", 0},
+		{"v", 0},
 	}
 	for _, tt := range tests {
-		if got := keepaliveInterval(tt.every, tt.version); got != tt.want {
-			t.Errorf("keepaliveInterval(%d, %q) = %v, want %v", tt.every, tt.version, got, tt.want)
+		if got := keepaliveInterval(tt.version); got != tt.want {
+			t.Errorf("keepaliveInterval(%q) = %v, want %v", tt.version, got, tt.want)
 		}
 	}
 }
@@ -532,5 +531,22 @@ func TestOneLockedWriter(t *testing.T) {
 	}
 	if n := o.overlaps.Load(); n != 0 {
 		t.Errorf("%d overlapping writes through lockedWriter", n)
+	}
+}
+
+// While the first status fails (transient errors retried once per update
+// interval, with nothing to write), the keepalive still goes out on 2.x.
+func TestKeepaliveBeforeFirstStatus(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	h := newHarness(func() (statusClient, error) { return &flakyClient{failing: &failing}, nil })
+	h.p.interval = time.Hour // retries far apart: only the keepalive writes
+	h.p.keepaliveEvery = 20 * time.Millisecond
+	h.start(t)
+	w := h.stdout.wait(t, 3, 5*time.Second)
+	for _, x := range w[:3] {
+		if x.data != "PLUGIN_KEEPALIVE\n" {
+			t.Errorf("write %q before the first status, want only keepalives", x.data)
+		}
 	}
 }

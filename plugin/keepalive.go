@@ -8,15 +8,16 @@ import (
 	"time"
 )
 
-// Netdata 2.x kills a plugin that writes nothing for 2 minutes; with an
-// update interval past a minute the plugin says PLUGIN_KEEPALIVE in between.
-// Netdata 1.37 does not know the keyword (an unknown keyword makes it kill
-// and restart the plugin) and kills no silent plugin, so it only goes to 2.x.
+// Netdata 2.x disconnects a plugin that writes nothing for 2 minutes: with
+// an update interval past a minute, and while the first status is retried
+// (silently, once per interval), the plugin says PLUGIN_KEEPALIVE every
+// minute. Netdata 1.37 does not know the keyword (it kills and restarts a
+// plugin that sends it) and disconnects no silent plugin: only 2.x gets it.
 const keepaliveEvery = 60 * time.Second
 
 // keepaliveInterval is how often to send PLUGIN_KEEPALIVE, 0 for never.
-func keepaliveInterval(updateEvery int, netdataVersion string) time.Duration {
-	if time.Duration(updateEvery)*time.Second <= keepaliveEvery || netdataMajor(netdataVersion) < 2 {
+func keepaliveInterval(netdataVersion string) time.Duration {
+	if netdataMajor(netdataVersion) < 2 {
 		return 0
 	}
 	return keepaliveEvery

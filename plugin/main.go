@@ -64,7 +64,7 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		parentAlive:    parentWatcher(),
 		procStatus:     openProcStatus,
 		track:          newStatusTracker(time.Now()),
-		keepaliveEvery: keepaliveInterval(opts.updateEvery, os.Getenv("NETDATA_VERSION")),
+		keepaliveEvery: keepaliveInterval(os.Getenv("NETDATA_VERSION")),
 	}
 	p.funcs = newFunctionServer(w, p.log, p.track)
 	p.funcs.processExists = func(pid uint32) bool { return p.processExists(pid) }
