@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -54,19 +55,29 @@ var newReplayClient func(path string) func() (statusClient, error)
 // newPlugin wires the plugin to the kernel and the real process; tests
 // replace the function fields.
 func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
+	w := &lockedWriter{w: stdout} // shared by chart cycles, Function answers and keepalives
 	p := &plugin{
-		opts:          opts,
-		interval:      time.Duration(opts.updateEvery) * time.Second,
-		out:           newProtocol(stdout),
-		log:           newStateLog(stderr),
-		newClient:     kernelClient(netlink.NewSenderLimit(opts.maxHeld)),
-		kernelHZ:      netlink.KernelHZ,
-		processExists: procExists,
-		parentAlive:   parentWatcher(),
-		procStatus:    openProcStatus,
+		opts:           opts,
+		interval:       time.Duration(opts.updateEvery) * time.Second,
+		stdout:         w,
+		out:            newProtocol(w),
+		log:            newStateLog(stderr),
+		newClient:      kernelClient(netlink.NewSenderLimit(opts.maxHeld)),
+		kernelHZ:       netlink.KernelHZ,
+		processExists:  procExists,
+		parentAlive:    parentWatcher(),
+		procStatus:     openProcStatus,
+		track:          newStatusTracker(time.Now()),
+		keepaliveEvery: keepaliveInterval(os.Getenv("NETDATA_VERSION")),
 	}
+	p.funcs = newFunctionServer(w, p.log, p.track)
+	p.funcs.processExists = func(pid uint32) bool { return p.processExists(pid) }
+	p.funcs.held = func() int { return int(p.held.Load()) }
 	if opts.replay != "" {
 		p.newClient = newReplayClient(opts.replay)
+		p.funcs.countRules = func(context.Context) (int, error) {
+			return 0, errors.New("replaying recorded statuses, no kernel")
+		}
 	}
 	return p
 }
@@ -139,6 +150,7 @@ func (p *plugin) watchParent(ctx context.Context, gone func()) {
 type plugin struct {
 	opts          options
 	interval      time.Duration // update_every; tests shorten it
+	stdout        io.Writer     // Netdata's pipe, one whole write at a time
 	out           *protocol
 	log           *stateLog
 	newClient     func() (statusClient, error)
@@ -147,6 +159,10 @@ type plugin struct {
 	parentAlive   func() bool
 	procStatus    func() io.Reader // /proc/self/status, read to explain a missing capability
 	held          atomic.Int32     // queries held asleep at the last update, for selfstats
+
+	track          *statusTracker  // what the status Function shows beyond the latest sample
+	funcs          *functionServer // Function calls on stdin (function.go)
+	keepaliveEvery time.Duration   // PLUGIN_KEEPALIVE interval, 0 for none (keepalive.go)
 }
 
 func (p *plugin) run(ctx context.Context) int {
@@ -159,8 +175,15 @@ func (p *plugin) run(ctx context.Context) int {
 		p.log.printf("%v; charting backlog wait times in jiffies", err)
 	}
 
+	p.funcs.setHZ(hz)
+	if p.keepaliveEvery > 0 {
+		// From the start: retrying a first status may be silent for long.
+		go keepalive(ctx, p.stdout, p.keepaliveEvery)
+	}
+
 	interval := p.interval
 	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
+	s.track = p.track
 
 	// The first status decides which charts this kernel can fill, and a
 	// missing permission is reported before any chart exists.
@@ -185,6 +208,10 @@ func (p *plugin) run(ctx context.Context) int {
 				return p.exitOn(err)
 			}
 		}
+	}
+	// Registered once a status exists, so the first call has one to show.
+	if err := p.out.Function(functionName, functionTimeout, functionHelp, "top", functionAccess, functionPriority, functionVersion); err != nil {
+		return p.exitOn(err)
 	}
 	if err := p.out.Flush(); err != nil {
 		return p.exitOn(err)

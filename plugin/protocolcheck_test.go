@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,10 +31,18 @@ func checkStream(t testing.TB, output string) *stream {
 
 // stream is what a checked plugin output defined and sent.
 type stream struct {
-	charts   map[string]*streamChart // by type.id
-	order    []string                // chart ids in definition order
-	updates  []streamUpdate          // every BEGIN…END block, in order
-	disabled bool                    // DISABLE was sent
+	charts     map[string]*streamChart // by type.id
+	order      []string                // chart ids in definition order
+	updates    []streamUpdate          // every BEGIN…END block, in order
+	disabled   bool                    // DISABLE was sent
+	funcs      []string                // names of FUNCTION registrations
+	results    []streamResult          // FUNCTION_RESULT_BEGIN…END answers
+	keepalives int                     // PLUGIN_KEEPALIVE lines
+}
+
+type streamResult struct {
+	txid, code, contentType, expires string
+	body                             string
 }
 
 type streamChart struct {
@@ -105,6 +115,9 @@ func validateStream(output string) (*stream, []string) {
 	if c.open != nil {
 		c.errs = append(c.errs, fmt.Sprintf("stream ends inside BEGIN %s without END (the update is never stored)", c.open.chart))
 	}
+	if c.result != nil {
+		c.errs = append(c.errs, fmt.Sprintf("stream ends inside the Function answer %s without FUNCTION_RESULT_END", c.result.txid))
+	}
 	return c.s, c.errs
 }
 
@@ -112,6 +125,7 @@ type checker struct {
 	s        *stream
 	defining *streamChart    // the last CHART: DIMENSION lines apply to it
 	open     *streamUpdate   // the BEGIN block in progress
+	result   *streamResult   // the Function answer being read
 	begun    map[string]bool // charts that had a BEGIN already
 	errs     []string
 	n        int
@@ -126,6 +140,16 @@ func (c *checker) line(n int, line string) {
 	c.n, c.text = n, line
 	if len(line)+1 > pluginsdLineMax {
 		c.fail("longer than Netdata's %d-byte line buffer", pluginsdLineMax)
+	}
+	if c.result != nil {
+		// Netdata takes every line up to FUNCTION_RESULT_END as the body.
+		if line == "FUNCTION_RESULT_END" {
+			c.s.results = append(c.s.results, *c.result)
+			c.result = nil
+		} else {
+			c.result.body += line + "\n"
+		}
+		return
 	}
 	words, err := splitWords(line)
 	if err != nil {
@@ -160,6 +184,20 @@ func (c *checker) line(n int, line string) {
 		c.s.disabled = true
 	case "VARIABLE":
 		c.variable(words)
+	case "FUNCTION":
+		c.function(words)
+	case "FUNCTION_RESULT_BEGIN":
+		if c.open != nil {
+			c.fail("Function answer inside BEGIN %s (interleaved with a chart update)", c.open.chart)
+		}
+		if len(words) != 5 || !regexp.MustCompile(`^[1-5][0-9][0-9]$`).MatchString(words[2]) ||
+			words[3] == "" || !regexp.MustCompile(`^[0-9]+$`).MatchString(words[4]) {
+			c.fail("want FUNCTION_RESULT_BEGIN txid code content_type expires")
+		}
+		c.result = &streamResult{txid: word(words, 1), code: word(words, 2), contentType: word(words, 3), expires: word(words, 4)}
+	case "PLUGIN_KEEPALIVE":
+		// Netdata 2.x only: 1.37 kills and restarts a plugin that sends it.
+		c.s.keepalives++
 	case "BEGIN2", "SET2", "END2":
 		c.fail("%s is streaming-only: Netdata kills a plugin that sends it", kw)
 	default:
@@ -195,6 +233,28 @@ func splitWords(line string) ([]string, error) {
 		words = append(words, line[i:j])
 		i = j
 	}
+}
+
+// function checks a registration as 1.37 and 2.x read it:
+// FUNCTION [GLOBAL] name timeout help [tags access priority version].
+func (c *checker) function(words []string) {
+	w := words[1:]
+	if len(w) > 0 && w[0] == "GLOBAL" {
+		w = w[1:]
+	} else {
+		c.fail("FUNCTION without GLOBAL: 1.37 ties it to the last chart")
+	}
+	if len(w) < 3 || w[0] == "" || w[2] == "" {
+		c.fail("want FUNCTION GLOBAL name timeout help (1.37 ignores the line otherwise)")
+		return
+	}
+	if n, err := parseInt(w[1]); err != nil || n <= 0 {
+		c.fail("timeout %q is not a positive integer", w[1])
+	}
+	if len(w) >= 5 && w[4] != "any" && w[4] != "member" && w[4] != "admin" {
+		c.fail("access %q is not any, member or admin", w[4])
+	}
+	c.s.funcs = append(c.s.funcs, w[0])
 }
 
 func word(words []string, i int) string {
@@ -421,6 +481,12 @@ func TestCheckStreamRejects(t *testing.T) {
 		{"unterminated quote", "CHART a.b '' 'T u\n", "unterminated"},
 		{"long line", "CHART a.b '' '" + strings.Repeat("t", 1100) + "' 'u'\n", "line buffer"},
 		{"bad variable", "VARIABLE HOST x = abc\n", "not a number"},
+		{"function without global", "FUNCTION \"f\" 10 \"help\"\n", "without GLOBAL"},
+		{"function without help", "FUNCTION GLOBAL \"f\" 10\n", "want FUNCTION GLOBAL"},
+		{"function bad access", "FUNCTION GLOBAL \"f\" 10 \"h\" \"top\" \"everyone\" 100 0\n", "access"},
+		{"answer without end", "FUNCTION_RESULT_BEGIN t1 200 application/json 1\n{}\n", "without FUNCTION_RESULT_END"},
+		{"answer inside BEGIN", defs + "BEGIN a.b\nFUNCTION_RESULT_BEGIN t1 200 application/json 1\n{}\nFUNCTION_RESULT_END\nEND\n", "interleaved"},
+		{"answer bad header", "FUNCTION_RESULT_BEGIN t1 ok application/json\nFUNCTION_RESULT_END\n", "want FUNCTION_RESULT_BEGIN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -458,5 +524,23 @@ func TestCheckStreamAccepts(t *testing.T) {
 	}
 	if s.updates[1].since != 999 || *s.updates[1].values["y"] != 0 {
 		t.Errorf("second update %+v", s.updates[1])
+	}
+}
+
+func TestCheckStreamAcceptsFunctions(t *testing.T) {
+	const ok = "CHART a.b '' 'T' 'u' 'f' a.b line 1 1 '' 'p' 'm'\nDIMENSION x\n" +
+		"FUNCTION GLOBAL \"f\" 10 \"help text\" \"top\" \"any\" 100 0\n" +
+		"PLUGIN_KEEPALIVE\n" +
+		"FUNCTION_RESULT_BEGIN tx1 200 application/json 1700000000\n{\n \"status\": 200\n}\nFUNCTION_RESULT_END\n" +
+		"BEGIN a.b\nSET x = 1\nEND\n"
+	s, errs := validateStream(ok)
+	if len(errs) > 0 {
+		t.Fatalf("valid stream rejected: %q", errs)
+	}
+	if !slices.Equal(s.funcs, []string{"f"}) || s.keepalives != 1 || len(s.results) != 1 || len(s.updates) != 1 {
+		t.Fatalf("funcs %q keepalives %d results %+v updates %d", s.funcs, s.keepalives, s.results, len(s.updates))
+	}
+	if r := s.results[0]; r.txid != "tx1" || r.code != "200" || r.body != "{\n \"status\": 200\n}\n" {
+		t.Errorf("result %+v", r)
 	}
 }

@@ -25,6 +25,7 @@ type sampler struct {
 	interval  time.Duration
 	log       *stateLog
 	growth    *growthEstimator
+	track     *statusTracker // the status Function's view; nil in some tests
 
 	// prev is the last sample's counters. Only the goroutine that samples
 	// touches it (firstStatus, then run), and it must carry over from the
@@ -174,6 +175,9 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	}
 	w.maxReply = max(w.maxReply, reply)
 	s.growth.add(at, st.Backlog)
+	if s.track != nil {
+		s.track.observe(st, at)
+	}
 }
 
 // maxCounterRate bounds how fast lost or backlog_wait_time_actual can

@@ -14,10 +14,11 @@ const maxCommandLine = 64 << 10
 
 // readCommands reads Netdata's lines from stdin until it ends, or until
 // handle returns true (QUIT). Each line goes to handle without its line
-// ending; a line longer than maxCommandLine is skipped, and tooLong is
-// told its length. Reading never stops on a long line, so Netdata's writes
-// to our stdin never block on a full pipe.
-func readCommands(r io.Reader, handle func(line []byte) (stop bool), tooLong func(n int64)) {
+// ending; a line longer than maxCommandLine is not handled: tooLong gets
+// its first maxCommandLine bytes (enough to name a Function call and its
+// transaction) and its length. Reading never stops on a long line, so
+// Netdata's writes to our stdin never block on a full pipe.
+func readCommands(r io.Reader, handle func(line []byte) (stop bool), tooLong func(head []byte, n int64)) {
 	if r == nil {
 		return
 	}
@@ -26,12 +27,10 @@ func readCommands(r io.Reader, handle func(line []byte) (stop bool), tooLong fun
 	var n int64     // its length so far
 	for {
 		chunk, err := br.ReadSlice('\n')
-		n += int64(len(chunk))
-		if n <= maxCommandLine+1 { // +1: the newline
-			line = append(line, chunk...)
-		} else {
-			line = line[:0] // overlong: drop what was kept, keep nothing more
+		if keep := maxCommandLine + 1 - int64(len(line)); keep > 0 { // +1: the newline
+			line = append(line, chunk[:min(int64(len(chunk)), keep)]...)
 		}
+		n += int64(len(chunk))
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
 		}
@@ -44,7 +43,7 @@ func readCommands(r io.Reader, handle func(line []byte) (stop bool), tooLong fun
 		case n == 0:
 		case length > maxCommandLine:
 			if tooLong != nil {
-				tooLong(length)
+				tooLong(line[:maxCommandLine], length)
 			}
 		default:
 			if handle(bytes.TrimRight(line, "\r\n")) {
@@ -61,24 +60,21 @@ func readCommands(r io.Reader, handle func(line []byte) (stop bool), tooLong fun
 	}
 }
 
-// command dispatches one line from Netdata by its first word. QUIT (Netdata
-// 2.x at shutdown) ends the plugin; other keywords are not ours (yet) and
-// are ignored.
-func (p *plugin) command(line []byte, quit func()) (stop bool) {
-	keyword, _, _ := bytes.Cut(bytes.TrimSpace(line), []byte(" "))
-	switch string(keyword) {
-	case "QUIT":
-		quit()
-		return true
-	}
-	return false
-}
-
-// watchStdin reads Netdata's commands until QUIT or the end of stdin.
+// watchStdin reads Netdata's commands until QUIT or the end of stdin. The
+// Function server handles every line (calls, payloads, cancels) and tells
+// QUIT (Netdata 2.x at shutdown) apart.
 func (p *plugin) watchStdin(stdin io.Reader, quit func()) {
 	readCommands(stdin,
-		func(line []byte) bool { return p.command(line, quit) },
-		func(n int64) {
+		func(line []byte) bool {
+			if p.funcs.handleLine(line) {
+				p.log.printf("netdata said QUIT; exiting")
+				quit()
+				return true
+			}
+			return false
+		},
+		func(head []byte, n int64) {
 			p.log.printf("ignored a %d-byte line on stdin: longer than %d bytes", n, maxCommandLine)
+			p.funcs.tooLong(head)
 		})
 }

@@ -16,16 +16,20 @@ func TestReadCommands(t *testing.T) {
 	in := "FUNCTION 1 10 \"x\"\r\n" + long + "\n" + fits + "\n\n  QUIT  \nafter QUIT\n"
 	var got []string
 	var skipped []int64
+	var heads []string
 	readCommands(strings.NewReader(in), func(line []byte) bool {
 		got = append(got, string(line))
 		return strings.TrimSpace(string(line)) == "QUIT"
-	}, func(n int64) { skipped = append(skipped, n) })
+	}, func(head []byte, n int64) { skipped = append(skipped, n); heads = append(heads, string(head)) })
 	want := []string{"FUNCTION 1 10 \"x\"", fits, "", "  QUIT  "}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("lines %.80q, want %.80q", got, want)
 	}
 	if len(skipped) != 1 || skipped[0] != int64(len(long)) {
 		t.Errorf("skipped %v, want one line of %d bytes", skipped, len(long))
+	}
+	if len(heads) != 1 || heads[0] != long[:maxCommandLine] {
+		t.Errorf("the skipped line's head is not its first %d bytes", maxCommandLine)
 	}
 
 	// The last line needs no newline; the end of input just ends reading.
