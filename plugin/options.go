@@ -74,7 +74,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.maxHeld, "max-held-queries", netlink.DefaultMaxSenders,
 		"most status queries the kernel may hold asleep at once (one thread each) during a backlog stall")
 	fs.DurationVar(&o.growthSpan, "growth-window", 20*time.Second,
-		"span of backlog samples the time-to-overflow estimate fits a line through")
+		"longest span of backlog samples the time-to-overflow estimate fits lines through (it also fits the last 1/10, 1/4 and 1/2 of it)")
 	fs.StringVar(&o.replay, "replay", "",
 		"testing only: read statuses from this file (JSON lines) instead of the kernel")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
