@@ -66,6 +66,15 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 	if opts.replay != "" {
 		p.newClient = replayClient(opts.replay)
 	}
+	if opts.kernelConfig != "" {
+		var files []string
+		if opts.kernelConfig != "none" {
+			files = strings.Split(opts.kernelConfig, ",")
+		} else {
+			files = []string{}
+		}
+		p.kernelHZ = func() (int, string, error) { return netlink.KernelHZFrom(files) }
+	}
 	return p
 }
 
@@ -140,6 +149,7 @@ func (p *plugin) run(ctx context.Context) int {
 
 	interval := p.interval
 	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
+	s.maxHeld, s.hz = p.opts.maxHeld, hz
 
 	// The first status decides which charts this kernel can fill, and a
 	// missing permission is reported before any chart exists.

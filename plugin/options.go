@@ -17,6 +17,7 @@ type options struct {
 	maxHeld        int
 	growthSpan     time.Duration
 	replay         string // test-only: recorded statuses instead of the kernel
+	kernelConfig   string // test-only: kernel config files to read CONFIG_HZ from ("none": none)
 	version        bool
 }
 
@@ -77,6 +78,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		"longest span of backlog samples the time-to-overflow estimate fits lines through (it also fits the last 1/10, 1/4 and 1/2 of it)")
 	fs.StringVar(&o.replay, "replay", "",
 		"testing only: read statuses from this file (JSON lines) instead of the kernel")
+	fs.StringVar(&o.kernelConfig, "kernel-config", "",
+		"testing only: comma-separated kernel config files to read CONFIG_HZ from, \"none\" for none (HZ then comes from the clock)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

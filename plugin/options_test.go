@@ -117,7 +117,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 		t.Errorf("-h wrote to stdout, which Netdata parses: %q", stdout.String())
 	}
 	usage := stderr.String()
-	for _, s := range []string{"UPDATE_EVERY", "NETDATA_UPDATE_EVERY", "-sample-interval", "-max-held-queries", "-growth-window", "-replay", "-version"} {
+	for _, s := range []string{"UPDATE_EVERY", "NETDATA_UPDATE_EVERY", "-sample-interval", "-max-held-queries", "-growth-window", "-replay", "-kernel-config", "-version"} {
 		if !strings.Contains(usage, s) {
 			t.Errorf("usage does not mention %s:\n%s", s, usage)
 		}

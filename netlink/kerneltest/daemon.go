@@ -151,3 +151,11 @@ func (g *Generator) Wait() error {
 	g.done <- err
 	return err
 }
+
+// ScratchDir makes a directory for a rule and a generator; it outlives the
+// restore (so the kernel does not drop a dir= rule under us) and is removed
+// after it.
+func (k *Kernel) ScratchDir() string {
+	k.t.Helper()
+	return k.scratchDir()
+}
