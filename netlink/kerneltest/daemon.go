@@ -24,7 +24,8 @@ type Daemon struct {
 	done chan struct{}
 }
 
-// daemonTick is how long the reader sleeps when it has read its share.
+// daemonTick is the longest the reader sleeps when it has read its share
+// (its rate is checked that often).
 const daemonTick = 5 * time.Millisecond
 
 // RegisterReadingDaemon registers a netlink socket of this process as the
@@ -93,12 +94,13 @@ func (d *Daemon) run(c *conn) {
 		}
 		now := time.Now()
 		rate := math.Float64frombits(d.rate.Load())
-		// At most a tick's worth in hand: a reader that fell behind does not
-		// catch up in a burst.
-		tokens = math.Min(tokens+rate*now.Sub(last).Seconds(), math.Max(1, rate*daemonTick.Seconds()))
+		// At most a tenth of a second's worth in hand: a reader that fell
+		// behind does not catch up in a burst.
+		tokens = math.Min(tokens+rate*now.Sub(last).Seconds(), math.Max(1, rate/10))
 		last = now
 		if tokens < 1 {
-			time.Sleep(daemonTick)
+			wait := time.Duration((1 - tokens) / rate * float64(time.Second))
+			time.Sleep(min(max(wait, 100*time.Microsecond), daemonTick))
 			continue
 		}
 		// Blocking, bounded by SO_RCVTIMEO: kauditd refills the one-record

@@ -50,7 +50,7 @@ func TestIntegrationReadingDaemonGrowsLinearly(t *testing.T) {
 		t.Logf("daemon set to %.0f records/s read %.0f: backlog %v -> %v, slope %.0f records/s, R² %.3f", gen/2, read, ys[0], ys[len(ys)-1], slope, r2)
 		// The generator's rate varies with the machine's load (a shell
 		// loop); the daemon's is ours. Growth must be a straight line.
-		if read > gen/2*1.1 || read < gen/2*0.7 {
+		if read > gen/2*1.1 || read < gen/2*0.9 {
 			t.Errorf("the daemon read %.0f records/s, set to %.0f", read, gen/2)
 		}
 		if r2 < 0.95 || slope < gen/5 {
