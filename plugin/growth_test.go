@@ -118,3 +118,34 @@ func TestGrowthSpanTrims(t *testing.T) {
 		t.Errorf("%d samples kept for a 5 s span at 250 ms", len(g.samples))
 	}
 }
+
+// FuzzGrowthEstimate: whatever the samples, the estimate is between 0 and
+// the cap, there is one exactly when there is a limit and a sample, and a
+// backlog at or over the limit is 0 s away.
+func FuzzGrowthEstimate(f *testing.F) {
+	f.Add([]byte{0, 10, 20, 30, 40, 50}, uint16(1000), uint8(250))
+	f.Add([]byte{0, 0, 0, 0, 255, 0, 0}, uint16(300), uint8(100))
+	f.Add([]byte{5, 1, 4, 2, 3, 0, 5}, uint16(100), uint8(1))
+	f.Fuzz(func(t *testing.T, backlog []byte, limit uint16, stepMs uint8) {
+		g := newGrowthEstimator(20 * time.Second)
+		step := time.Duration(stepMs) * time.Millisecond
+		var last uint32
+		for i, b := range backlog {
+			last = uint32(b) * 40
+			g.add(t0.Add(time.Duration(i)*step), last)
+		}
+		d, ok := g.estimate(uint32(limit))
+		if ok != (limit > 0 && len(backlog) > 0) {
+			t.Fatalf("ok %v with limit %d and %d samples", ok, limit, len(backlog))
+		}
+		if !ok {
+			return
+		}
+		if d < 0 || d > maxEstimate {
+			t.Fatalf("estimate %v outside [0, %v]", d, maxEstimate)
+		}
+		if last >= uint32(limit) && d != 0 {
+			t.Fatalf("backlog %d at limit %d: estimate %v, want 0", last, limit, d)
+		}
+	})
+}
