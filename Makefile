@@ -15,7 +15,7 @@ GO_TEST := go test -race -count=1 -tags $(TEST_TAGS)
 FUZZTIME ?= 10s
 SOAK_MINUTES ?= 10
 
-.PHONY: help build test test-deps unit lint fuzz bench soak install uninstall deb rpm clean
+.PHONY: help build test test-deps unit lint fuzz bench soak leadtime-long install uninstall deb rpm clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ bench: ## benchmarks, one table with ratios against baselines measured in the sa
 
 soak: ## the plugin under a real Netdata, a real overflow every 30 s, for SOAK_MINUTES (10): takes that + ~15 s (root)
 	AUDITPLUGIN_SOAK=$(SOAK_MINUTES)m go test -count=1 -run '^TestSoak' -timeout $$(( $(SOAK_MINUTES) + 10 ))m -v ./e2e/
+
+leadtime-long: ## the lead-time tests plus a 10-minute fill (root): about 25 minutes
+	AUDITPLUGIN_LEADTIME_LONG=1 go test -count=1 -run '^TestIntegrationLeadTime$$' -timeout 45m -v ./e2e/
+
 
 # Packages (packaging/nfpm.yaml). nfpm runs at a pinned version through
 # `go run pkg@version`: it stays out of go.mod, so the plugin's module graph

@@ -45,6 +45,7 @@ const (
 	alertStall  = "linux_audit_backlog_wait_stall"
 	alertTTO    = "linux_audit_time_to_overflow"
 	alertDaemon = "linux_audit_daemon_missing"
+	alertNow    = "linux_audit_stall_now"
 )
 
 var alertChart = map[string]string{
@@ -54,6 +55,7 @@ var alertChart = map[string]string{
 	alertStall:  "linux_audit.backlog_wait_stall",
 	alertTTO:    "linux_audit.time_to_overflow",
 	alertDaemon: "linux_audit.daemon",
+	alertNow:    "linux_audit.query_latency",
 }
 
 // Timing of the shipped file: alerts are evaluated every 10 s over windows

@@ -6,32 +6,82 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // KernelHZ finds CONFIG_HZ, the unit of backlog_wait_time and
-// backlog_wait_time_actual (jiffies). sysconf(_SC_CLK_TCK) is USER_HZ, not
-// CONFIG_HZ, so the kernel config is the only reliable source.
-// It returns the file the value came from.
+// backlog_wait_time_actual (jiffies), and says where it came from.
+// sysconf(_SC_CLK_TCK) is USER_HZ, not CONFIG_HZ. The kernel config is read
+// first (/proc/config.gz, /boot/config-$(uname -r)); containers rarely have
+// either, so the fallback is the resolution of CLOCK_MONOTONIC_COARSE, which
+// Linux ticks once per jiffy and reports as TICK_NSEC to anyone, in any
+// namespace.
 func KernelHZ() (hz int, source string, err error) {
-	var uts unix.Utsname
-	release := ""
-	if unix.Uname(&uts) == nil {
-		release = unix.ByteSliceToString(uts.Release[:])
+	return KernelHZFrom(nil)
+}
+
+// KernelHZFrom is KernelHZ with other config files than the default ones
+// (nil: the default); tests use it to show the fallback.
+func KernelHZFrom(configs []string) (hz int, source string, err error) {
+	if configs == nil {
+		var uts unix.Utsname
+		release := ""
+		if unix.Uname(&uts) == nil {
+			release = unix.ByteSliceToString(uts.Release[:])
+		}
+		configs = []string{"/proc/config.gz", "/boot/config-" + release}
 	}
+	return kernelHZ(configs, coarseResolution)
+}
+
+func kernelHZ(configs []string, resolution func() (time.Duration, error)) (int, string, error) {
 	var errs []error
-	for _, path := range []string{"/proc/config.gz", "/boot/config-" + release} {
+	for _, path := range configs {
 		hz, err := hzFromFile(path)
 		if err == nil {
 			return hz, path, nil
 		}
 		errs = append(errs, err)
 	}
+	res, err := resolution()
+	if err == nil {
+		var hz int
+		if hz, err = hzFromResolution(res); err == nil {
+			return hz, "clock_getres(CLOCK_MONOTONIC_COARSE)", nil
+		}
+	}
+	errs = append(errs, fmt.Errorf("clock_getres(CLOCK_MONOTONIC_COARSE): %w", err))
 	return 0, "", fmt.Errorf("find CONFIG_HZ: %w", errors.Join(errs...))
+}
+
+func coarseResolution() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
+		return 0, err
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
+// hzFromResolution turns a jiffy's length into HZ. TICK_NSEC is 1e9/HZ
+// rounded, so rounding 1e9/res gives HZ back exactly (250 from 4 ms, 300
+// from 3.333333 ms). Kernels accept HZ from 24 (some ARM boards) to 1200;
+// outside a wider band the clock is not ticking in jiffies (a tickless
+// resolution of 1 ns) and the value would be nonsense.
+func hzFromResolution(res time.Duration) (int, error) {
+	if res <= 0 {
+		return 0, fmt.Errorf("resolution %v", res)
+	}
+	hz := int(math.Round(float64(time.Second) / float64(res)))
+	if hz < 10 || hz > 10000 {
+		return 0, fmt.Errorf("resolution %v is not a jiffy (HZ %d)", res, hz)
+	}
+	return hz, nil
 }
 
 func hzFromFile(path string) (int, error) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseHZ(t *testing.T) {
@@ -110,4 +111,65 @@ func TestKernelHZ(t *testing.T) {
 		t.Errorf("KernelHZ() = %d from %s, want %d from /proc/config.gz", hz, source, want)
 	}
 	t.Logf("CONFIG_HZ=%d", hz)
+}
+
+func TestHZFromResolution(t *testing.T) {
+	for _, tt := range []struct {
+		res  time.Duration
+		want int // 0: an error
+	}{
+		{4 * time.Millisecond, 250},
+		{10 * time.Millisecond, 100},
+		{time.Millisecond, 1000},
+		{3333333, 300},
+		{1000000 * 1000 / 1024, 1024},
+		{41666666, 24},
+		{time.Nanosecond, 0}, // high resolution, not a jiffy
+		{0, 0},
+		{-time.Millisecond, 0},
+		{time.Second, 0},
+	} {
+		got, err := hzFromResolution(tt.res)
+		if (tt.want == 0) != (err != nil) || got != tt.want {
+			t.Errorf("hzFromResolution(%v) = %d, %v; want %d", tt.res, got, err, tt.want)
+		}
+	}
+}
+
+// Without a readable config, HZ comes from the clock; both failing is one
+// error naming every source.
+func TestKernelHZFallback(t *testing.T) {
+	missing := []string{filepath.Join(t.TempDir(), "config.gz"), filepath.Join(t.TempDir(), "config-x")}
+	hz, src, err := kernelHZ(missing, func() (time.Duration, error) { return 4 * time.Millisecond, nil })
+	if err != nil || hz != 250 || !strings.Contains(src, "clock_getres") {
+		t.Errorf("kernelHZ = %d, %q, %v; want 250 from clock_getres", hz, src, err)
+	}
+	_, _, err = kernelHZ(missing, func() (time.Duration, error) { return time.Nanosecond, nil })
+	if err == nil || !strings.Contains(err.Error(), "config.gz") || !strings.Contains(err.Error(), "clock_getres") {
+		t.Errorf("err = %v, want one naming the configs and clock_getres", err)
+	}
+	// A readable config wins over the clock.
+	cfg := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(cfg, []byte("CONFIG_HZ=1000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if hz, src, err := kernelHZ([]string{cfg}, func() (time.Duration, error) { return 4 * time.Millisecond, nil }); hz != 1000 || src != cfg || err != nil {
+		t.Errorf("kernelHZ = %d, %q, %v; want 1000 from %s", hz, src, err, cfg)
+	}
+}
+
+// On this machine: the clock agrees with the kernel config when there is one.
+func TestKernelHZClockMatchesConfig(t *testing.T) {
+	hzClock, _, err := KernelHZFrom([]string{})
+	if err != nil {
+		t.Fatalf("no HZ from the clock: %v", err)
+	}
+	hzConfig, src, err := KernelHZ()
+	if err != nil || src == "clock_getres(CLOCK_MONOTONIC_COARSE)" {
+		t.Skipf("no kernel config here to compare with (%v); the clock says HZ %d", err, hzClock)
+	}
+	if hzClock != hzConfig {
+		t.Errorf("HZ %d from the clock, %d from %s", hzClock, hzConfig, src)
+	}
+	t.Logf("HZ %d from %s and from the clock", hzConfig, src)
 }

@@ -68,7 +68,8 @@ var charts = []chart{
 }
 
 // chartsFor keeps the charts this kernel can fill and sets the jiffy
-// divisors: CONFIG_HZ when known, else the charts say jiffies.
+// divisors: HZ when known (it nearly always is: see netlink.KernelHZ), else
+// the charts say jiffies.
 func chartsFor(fields netlink.Field, hz int) []chart {
 	var out []chart
 	for _, c := range charts {
@@ -84,7 +85,11 @@ func chartsFor(fields netlink.Field, hz int) []chart {
 			if hz > 0 {
 				d.div = hz
 			} else {
+				// Jiffies, under another dimension name: the alerts count
+				// in seconds and must not read jiffies as seconds (at HZ 250
+				// a threshold of 30 would be 0.12 s).
 				d.div = 1
+				d.name += "_jiffies"
 				c.units = replaceSeconds(c.units)
 			}
 		}

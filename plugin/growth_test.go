@@ -27,11 +27,11 @@ func TestGrowthSteady(t *testing.T) {
 		t.Errorf("estimate %v %v, want about 95 s (950 records left at 10/s)", d, ok)
 	}
 
-	// From 0: the first few samples, 10 records/s, about 100 s to 1000.
+	// From 0: the first five samples, 10 records/s, about 96 s to 1000.
 	g = newGrowthEstimator(20 * time.Second)
-	feed(g, time.Second, 0, 10, 20)
-	if d, ok := g.estimate(1000); !ok || math.Abs(d.Seconds()-98) > 1 {
-		t.Errorf("estimate %v %v, want about 98 s", d, ok)
+	feed(g, time.Second, 0, 10, 20, 30, 40)
+	if d, ok := g.estimate(1000); !ok || math.Abs(d.Seconds()-96) > 1 {
+		t.Errorf("estimate %v %v, want about 96 s", d, ok)
 	}
 }
 
@@ -42,11 +42,15 @@ func TestGrowthNone(t *testing.T) {
 		"empty":     {},
 		"one":       {10},
 		"two":       {10, 20},
+		"four":      {10, 20, 30, 40}, // too few for a line
 	} {
 		g := newGrowthEstimator(20 * time.Second)
 		feed(g, time.Second, series...)
-		if d, ok := g.estimate(1000); ok {
+		d, ok := g.estimate(1000)
+		if name == "empty" && ok {
 			t.Errorf("%s: estimate %v, want none", name, d)
+		} else if name != "empty" && (!ok || d != maxEstimate) {
+			t.Errorf("%s: estimate %v %v, want %v (not filling)", name, d, ok, maxEstimate)
 		}
 	}
 	g := newGrowthEstimator(20 * time.Second)
@@ -54,11 +58,11 @@ func TestGrowthNone(t *testing.T) {
 	if d, ok := g.estimate(0); ok {
 		t.Errorf("no limit: estimate %v, want none", d)
 	}
-	// 1 record per hour: more than a day away is no warning.
+	// 10 records per hour: more than an hour away is capped.
 	g = newGrowthEstimator(time.Hour * 5)
-	feed(g, time.Hour, 0, 1, 2, 3)
-	if d, ok := g.estimate(1000); ok {
-		t.Errorf("slow growth: estimate %v, want none", d)
+	feed(g, time.Hour, 0, 10, 20, 30, 40, 50)
+	if d, ok := g.estimate(1000); !ok || d != maxEstimate {
+		t.Errorf("slow growth: estimate %v %v, want %v", d, ok, maxEstimate)
 	}
 }
 
@@ -104,8 +108,8 @@ func TestGrowthSpanTrims(t *testing.T) {
 	if len(g.samples) != 6 {
 		t.Errorf("%d samples kept, want 6 (the last 5 s, both ends)", len(g.samples))
 	}
-	if d, ok := g.estimate(1000); ok {
-		t.Errorf("estimate %v from growth that ended 10 s ago", d)
+	if d, ok := g.estimate(1000); !ok || d != maxEstimate {
+		t.Errorf("estimate %v %v from growth that ended 10 s ago, want %v", d, ok, maxEstimate)
 	}
 	for i := 0; i < 1000; i++ {
 		g.add(t0.Add(time.Minute+time.Duration(i)*250*time.Millisecond), 1)
@@ -113,4 +117,35 @@ func TestGrowthSpanTrims(t *testing.T) {
 	if len(g.samples) > 21 {
 		t.Errorf("%d samples kept for a 5 s span at 250 ms", len(g.samples))
 	}
+}
+
+// FuzzGrowthEstimate: whatever the samples, the estimate is between 0 and
+// the cap, there is one exactly when there is a limit and a sample, and a
+// backlog at or over the limit is 0 s away.
+func FuzzGrowthEstimate(f *testing.F) {
+	f.Add([]byte{0, 10, 20, 30, 40, 50}, uint16(1000), uint8(250))
+	f.Add([]byte{0, 0, 0, 0, 255, 0, 0}, uint16(300), uint8(100))
+	f.Add([]byte{5, 1, 4, 2, 3, 0, 5}, uint16(100), uint8(1))
+	f.Fuzz(func(t *testing.T, backlog []byte, limit uint16, stepMs uint8) {
+		g := newGrowthEstimator(20 * time.Second)
+		step := time.Duration(stepMs) * time.Millisecond
+		var last uint32
+		for i, b := range backlog {
+			last = uint32(b) * 40
+			g.add(t0.Add(time.Duration(i)*step), last)
+		}
+		d, ok := g.estimate(uint32(limit))
+		if ok != (limit > 0 && len(backlog) > 0) {
+			t.Fatalf("ok %v with limit %d and %d samples", ok, limit, len(backlog))
+		}
+		if !ok {
+			return
+		}
+		if d < 0 || d > maxEstimate {
+			t.Fatalf("estimate %v outside [0, %v]", d, maxEstimate)
+		}
+		if last >= uint32(limit) && d != 0 {
+			t.Fatalf("backlog %d at limit %d: estimate %v, want 0", last, limit, d)
+		}
+	})
 }

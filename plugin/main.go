@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,6 +79,15 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		p.funcs.countRules = func(context.Context) (int, error) {
 			return 0, errors.New("replaying recorded statuses, no kernel")
 		}
+	}
+	if opts.kernelConfig != "" {
+		var files []string
+		if opts.kernelConfig != "none" {
+			files = strings.Split(opts.kernelConfig, ",")
+		} else {
+			files = []string{}
+		}
+		p.kernelHZ = func() (int, string, error) { return netlink.KernelHZFrom(files) }
 	}
 	return p
 }
@@ -184,6 +194,7 @@ func (p *plugin) run(ctx context.Context) int {
 	interval := p.interval
 	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
 	s.track = p.track
+	s.maxHeld, s.hz = p.opts.maxHeld, hz
 
 	// The first status decides which charts this kernel can fill, and a
 	// missing permission is reported before any chart exists.

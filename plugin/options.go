@@ -17,6 +17,7 @@ type options struct {
 	maxHeld        int
 	growthSpan     time.Duration
 	replay         string // test builds only (replay.go): recorded statuses instead of the kernel
+	kernelConfig   string // test builds only (replay.go): kernel config files to read CONFIG_HZ from ("none": none)
 	version        bool
 }
 
@@ -78,7 +79,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.maxHeld, "max-held-queries", netlink.DefaultMaxSenders,
 		"most status queries the kernel may hold asleep at once (one thread each) during a backlog stall")
 	fs.DurationVar(&o.growthSpan, "growth-window", 20*time.Second,
-		"span of backlog samples the time-to-overflow estimate fits a line through")
+		"longest span of backlog samples the time-to-overflow estimate fits lines through (it also fits the last 1/10, 1/4 and 1/2 of it)")
 	if testFlags != nil {
 		testFlags(fs, &o)
 	}

@@ -29,6 +29,8 @@ func init() {
 	testFlags = func(fs *flag.FlagSet, o *options) {
 		fs.StringVar(&o.replay, "replay", "",
 			"testing only: read statuses from this file (JSON lines) instead of the kernel")
+		fs.StringVar(&o.kernelConfig, "kernel-config", "",
+			"testing only: comma-separated kernel config files to read CONFIG_HZ from, \"none\" for none (HZ then comes from the clock)")
 	}
 	newReplayClient = replayClient
 }

@@ -154,15 +154,23 @@ func TestNoAuditSupport(t *testing.T) {
 
 // The kernel holds every sender asleep after queueing its reply (backlog
 // over its limit, backlog_wait_time > 0): the emit loop must still write
-// every cycle on time, and the held queries stay within -max-held-queries.
+// every cycle on time; the queries are paced so that the held ones stay
+// below -max-held-queries with one slot spare (backlog_wait_time here is
+// 100 jiffies, 0.4 s at HZ 250: one query per 0.2 s with 3 slots); updates
+// without a fresh sample repeat the last one instead of a gap; and nothing
+// is logged, since nothing failed.
 func TestNeverBlocksOnHeldQueries(t *testing.T) {
 	const maxHeld = 3
+	const wait = 400 * time.Millisecond // backlog_wait_time 100 jiffies at HZ 250
 	release := make(chan struct{})
 	var conn *nltest.Conn
-	over := nltest.StatusPayload(0, 1, 1, 0, 0, 1000, 50, 1200, 0x7f, 15000, 9000)
+	over := nltest.StatusPayload(0, 1, 1, 0, 0, 1000, 50, 1200, 0x7f, 100, 9000)
 	conn = nltest.Dial(func(req syscall.NetlinkMessage) ([][]byte, error) {
 		conn.Inject(nltest.Reply(req, over)) // the reply is queued before the sender sleeps
-		<-release
+		select {
+		case <-release:
+		case <-time.After(wait):
+		}
 		return nil, nil
 	})
 	baseline := runtime.NumGoroutine()
@@ -199,26 +207,33 @@ func TestNeverBlocksOnHeldQueries(t *testing.T) {
 	held := deref(s.series("linux_audit.queries_held", "queries_held"))
 	top := int64(0)
 	for _, v := range held {
-		if v > maxHeld {
-			t.Errorf("queries_held %d exceeds -max-held-queries %d", v, maxHeld)
+		if v > maxHeld-1 {
+			t.Errorf("queries_held %d: more than -max-held-queries %d less the spare slot", v, maxHeld)
 		}
 		top = max(top, v)
 	}
-	if top != maxHeld {
-		t.Errorf("queries_held series %v never reached %d", held, maxHeld)
+	if top < 1 {
+		t.Errorf("queries_held series %v: no query was held", held)
 	}
-	// The hold of the oldest query grows while it sleeps.
+	// The hold shows while it lasts: up to the wait time.
 	heldFor := deref(s.series("linux_audit.query_latency", "query_held_for"))
-	if len(heldFor) < 2 || heldFor[len(heldFor)-1] <= heldFor[0] || heldFor[len(heldFor)-1] < int64(testInterval/time.Microsecond) {
-		t.Errorf("query_held_for %v does not grow", heldFor)
+	if slices.Max(heldFor) < int64(wait*3/4/time.Microsecond) {
+		t.Errorf("query_held_for %v never came near the %v hold", heldFor, wait)
+	}
+	// No gaps: the kernel's charts carry the last sample between paced queries.
+	for _, dim := range []string{"backlog", "lost"} {
+		chart := "linux_audit." + dim
+		if vs := deref(s.series(chart, dim)); slices.Contains(vs, -1) {
+			t.Errorf("%s has gaps: %v", chart, vs)
+		}
 	}
 	// Per held query one goroutine (and OS thread); a handful for the
 	// sampler, the receiver and the test itself.
 	if limit := baseline + maxHeld + 8; peakGoroutines > limit {
 		t.Errorf("%d goroutines during the run, want at most %d", peakGoroutines, limit)
 	}
-	if !strings.Contains(h.stderr.String(), "held by the kernel") {
-		t.Errorf("stderr does not report held queries: %q", h.stderr)
+	if h.stderr.String() != "" {
+		t.Errorf("stderr %q, want nothing: a stall is shown on the charts, not a failure", h.stderr)
 	}
 }
 

@@ -31,12 +31,20 @@ type sampler struct {
 	// touches it (firstStatus, then run), and it must carry over from the
 	// first status to run, or what is lost in between is never counted.
 	prev counterState
+	// Pacing while the kernel holds queries (see heldPace); set before run.
+	maxHeld  int       // the client's bound on queries held at once
+	hz       int       // jiffies per second; 0: unknown
+	lastSend time.Time // only the sampling goroutine touches it
 
 	mu     sync.Mutex
 	client statusClient // replaced only by the sampling goroutine
 	win    window
 	totals counters
 	fatal  error // a permanent error: the plugin must stop
+	// The last sample, carried into a window without one while a query is
+	// held (see take).
+	lastWin  window
+	haveLast bool
 }
 
 // window summarizes the samples taken since the last take.
@@ -52,6 +60,7 @@ type window struct {
 	overflowIn  time.Duration // estimated time until the backlog is full
 	overflowOK  bool          // whether there is an estimate
 	err         error         // the last error, when there were no samples
+	carried     bool          // no fresh sample: the last one, while queries are held
 }
 
 // counters accumulate the kernel's cumulative counters without ever going
@@ -101,20 +110,26 @@ func (s *sampler) sampleOnce(ctx context.Context) (stop bool) {
 		}
 		s.setClient(c)
 	}
-	// While the kernel holds a query asleep, every further query is held too:
-	// ask once per window instead of every interval, so the bounded sender
-	// pool lasts through a long stall.
+	// While the kernel holds a query asleep, every further query is held too
+	// (up to backlog_wait_time): pace them so the bounded pool lasts.
 	if s.held(s.client.Penalty()) {
 		return false
 	}
 	qctx, cancel := context.WithTimeout(ctx, s.interval)
 	start := time.Now()
+	s.lastSend = start
 	st, err := s.client.Status(qctx)
 	reply := time.Since(start)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return true // shutting down: not a failure to log
+		}
+		if errors.Is(err, netlink.ErrHeld) {
+			// Every query is asleep in the kernel: a stall, which the held
+			// charts show, not a failure to log (take carries the last
+			// sample meanwhile).
+			return false
 		}
 		if errors.Is(err, netlink.ErrClosed) {
 			s.client.Close()
@@ -144,13 +159,39 @@ func (s *sampler) fail(err error) bool {
 }
 
 // held keeps the longest hold pen reports (Penalty resets it, and take must
-// still see a hold that ended before it) and reports whether a query is
-// asleep in the kernel while the window already has a sample.
+// still see a hold that ended before it) and reports whether to skip this
+// query because queries are asleep in the kernel: the pool is used up, the
+// window already has a sample, or the last query went out less than
+// heldPace ago.
 func (s *sampler) held(pen netlink.Penalty) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.win.longestHold = max(s.win.longestHold, pen.LongestHold)
-	return pen.Held > 0 && s.win.samples > 0
+	if pen.Held == 0 {
+		return false
+	}
+	if s.maxHeld > 0 && pen.Held >= s.maxHeld {
+		return true
+	}
+	return s.win.samples > 0 || time.Since(s.lastSend) < s.heldPace()
+}
+
+// heldPace is the least time between two queries while one is held. The
+// kernel holds each for up to backlog_wait_time W (its reply is queued
+// before, so each still gives a fresh sample), and at most maxHeld N may be
+// held at once: one query per W/(N-1) keeps one slot spare however long the
+// stall lasts. W comes from the last status; with HZ unknown, 100 (the
+// lowest common HZ, so the longest W) is assumed.
+func (s *sampler) heldPace() time.Duration {
+	if !s.haveLast || s.maxHeld <= 1 {
+		return 0
+	}
+	hz := s.hz
+	if hz <= 0 {
+		hz = 100
+	}
+	w := time.Duration(s.lastWin.last.BacklogWaitTime) * time.Second / time.Duration(hz)
+	return w / time.Duration(s.maxHeld-1)
 }
 
 func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
@@ -178,6 +219,11 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	if s.track != nil {
 		s.track.observe(st, at)
 	}
+	s.lastWin = window{samples: 1, last: st, peakBacklog: st.Backlog, peakUtilBP: -1, maxReply: reply, counters: s.totals}
+	if st.BacklogLimit > 0 {
+		s.lastWin.peakUtilBP = utilizationBP(st.Backlog, st.BacklogLimit)
+	}
+	s.haveLast = true
 }
 
 // maxCounterRate bounds how fast lost or backlog_wait_time_actual can
@@ -228,8 +274,15 @@ func (s *sampler) take() (window, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.win
+	if w.samples == 0 && w.err == nil && pen.Held > 0 && s.haveLast {
+		// No fresh sample because the kernel holds our queries (paced, or
+		// the pool used up): chart the last sample again rather than a gap.
+		// The held charts show the stall live meanwhile.
+		w = s.lastWin
+		w.carried = true
+	}
 	w.penalty = pen
-	w.penalty.LongestHold = max(pen.LongestHold, w.longestHold)
+	w.penalty.LongestHold = max(pen.LongestHold, s.win.longestHold)
 	if w.samples > 0 {
 		w.overflowIn, w.overflowOK = s.growth.estimate(w.last.BacklogLimit)
 	}

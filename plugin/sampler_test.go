@@ -346,3 +346,54 @@ func TestReconnectAfterClosed(t *testing.T) {
 		t.Errorf("after reconnecting: %d samples, backlog %d", w.samples, w.last.Backlog)
 	}
 }
+
+// While queries are held, one goes out per backlog_wait_time/(max-held-1):
+// however long the stall, at most max-held-1 are asleep at once.
+func TestHeldPace(t *testing.T) {
+	for _, tt := range []struct {
+		waitJiffies uint32
+		hz, maxHeld int
+		want        time.Duration
+	}{
+		{15000, 250, 64, 60 * time.Second / 63},
+		{5000, 250, 3, 10 * time.Second},
+		{5000, 1000, 3, 2500 * time.Millisecond},
+		{5000, 0, 3, 25 * time.Second}, // HZ unknown: 100, the longest wait
+		{5000, 250, 1, 0},              // one slot: the pool itself paces
+		{0, 250, 64, 0},
+	} {
+		s := newTestSampler(&scriptClient{}, nil)
+		s.hz, s.maxHeld = tt.hz, tt.maxHeld
+		st := status(10, 100, 0, 0)
+		st.BacklogWaitTime = tt.waitJiffies
+		s.add(st, time.Millisecond, time.Now())
+		if got := s.heldPace(); got != tt.want {
+			t.Errorf("wait %d jiffies, HZ %d, max held %d: pace %v, want %v", tt.waitJiffies, tt.hz, tt.maxHeld, got, tt.want)
+		}
+	}
+}
+
+// An update without a fresh sample because queries are held repeats the
+// last sample; one without a sample for any other reason is a gap.
+func TestCarryWhileHeld(t *testing.T) {
+	c := &scriptClient{}
+	s := newTestSampler(c, nil)
+	sampleWindow(t, s, c, status(700, 1000, 5, 40))
+	c.mu.Lock()
+	c.held = 1
+	c.mu.Unlock()
+	w, _ := s.take()
+	if !w.carried || w.last.Backlog != 700 || w.counters.lost != 0 {
+		t.Fatalf("held, no sample: carried %v backlog %d", w.carried, w.last.Backlog)
+	}
+	v := collect(w, func(uint32) bool { return true })
+	if v["backlog"] != 700 || v["utilization"] != 7000 || v["queries_held"] != 1 {
+		t.Errorf("carried values %v", v)
+	}
+	c.mu.Lock()
+	c.held = 0
+	c.mu.Unlock()
+	if w, _ := s.take(); w.carried || w.samples != 0 {
+		t.Errorf("not held, no sample: carried %v samples %d, want a gap", w.carried, w.samples)
+	}
+}

@@ -40,10 +40,12 @@ type Kernel struct {
 	state    recoveryState
 	settings Settings
 	daemon   *conn
-	cmds     map[*exec.Cmd]struct{}
-	dirs     []string
-	restored bool
-	stopSig  chan struct{}
+	// daemonStop stops a reading daemon's goroutine before its socket closes.
+	daemonStop func()
+	cmds       map[*exec.Cmd]struct{}
+	dirs       []string
+	restored   bool
+	stopSig    chan struct{}
 }
 
 // timeoutMargin is how long before go test's -timeout the state is restored.
@@ -164,6 +166,10 @@ func (k *Kernel) restore() []error {
 	// held by the backlog wait dies when the kernel wakes it.
 	for cmd := range k.cmds {
 		_ = cmd.Process.Kill()
+	}
+	if k.daemonStop != nil {
+		k.daemonStop()
+		k.daemonStop = nil
 	}
 	errs := restore(&k.state, k.daemon)
 	k.daemon = nil

@@ -2,7 +2,6 @@ package kerneltest
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
@@ -22,28 +21,42 @@ const generatorScript = `i=0; while [ "$i" -lt "$1" ]; do : > "$2/f$i"; i=$((i+1
 // It must be a new process: the kernel audits only tasks forked after audit
 // was first enabled. The restore kills a generator still running.
 func (k *Kernel) Generate(n int, dir string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), generateTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", generatorScript, "sh", strconv.Itoa(n), dir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd, err := k.start("/bin/sh", "-c", generatorScript, "sh", strconv.Itoa(n), dir)
+	if err != nil {
+		return err
+	}
+	timer := time.AfterFunc(generateTimeout, func() { _ = cmd.Process.Kill() })
+	defer timer.Stop()
+	if err := k.wait(cmd); err != nil {
+		return fmt.Errorf("load generator (%d files in %s): %w", n, dir, err)
+	}
+	return nil
+}
+
+// start starts a command the restore kills if it still runs.
+func (k *Kernel) start(name string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stderr = &bytes.Buffer{}
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.restored {
-		k.mu.Unlock()
-		return fmt.Errorf("kerneltest: Generate after restore")
+		return nil, fmt.Errorf("kerneltest: load generator after restore")
 	}
 	if err := cmd.Start(); err != nil {
-		k.mu.Unlock()
-		return fmt.Errorf("start load generator: %w", err)
+		return nil, fmt.Errorf("start load generator: %w", err)
 	}
 	k.cmds[cmd] = struct{}{}
-	k.mu.Unlock()
+	return cmd, nil
+}
+
+// wait waits for a command of start and forgets it.
+func (k *Kernel) wait(cmd *exec.Cmd) error {
 	err := cmd.Wait()
 	k.mu.Lock()
 	delete(k.cmds, cmd)
 	k.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("load generator (%d files in %s): %w: %s", n, dir, err, bytes.TrimSpace(stderr.Bytes()))
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(cmd.Stderr.(*bytes.Buffer).Bytes()))
 	}
 	return nil
 }
