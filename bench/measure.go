@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +38,7 @@ func LockQuiet(b testing.TB) kerneltest.Status {
 	if os.Getenv(LockHeldEnv) == "1" && ancestorHoldsLock() {
 		kerneltest.RequireRoot(b)
 		if _, err := os.Stat(kerneltest.RecoveryFile); err == nil {
-			b.Fatalf("%s exists: a killed kernel test left the audit state changed; run go run ./netlink/kerneltest/cmd/audit-restore", kerneltest.RecoveryFile)
+			b.Fatalf("%s exists: a killed kernel test left the audit state changed; run go run ./cmd/audit-restore", kerneltest.RecoveryFile)
 		}
 	} else {
 		kerneltest.Lock(b)

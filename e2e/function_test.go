@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"auditplugin/internal/netdatatest"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -16,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // The status Function, PLUGIN_KEEPALIVE and QUIT on real agents: Netdata
@@ -37,7 +38,7 @@ func ensureND2(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
 		return
 	}
-	tarball := filepath.Join(ModuleRoot(t), "..", "shared", "netdata-2.11", "netdata-2.11.0-debian12-amd64.tar.gz")
+	tarball := filepath.Join(netdatatest.ModuleRoot(t), "..", "shared", "netdata-2.11", "netdata-2.11.0-debian12-amd64.tar.gz")
 	if _, err := os.Stat(tarball); err != nil {
 		t.Skipf("skipping: Netdata 2.11 is not installed in %s and its tarball is missing (%v)", nd2Prefix, err)
 	}
@@ -71,9 +72,9 @@ func ensureND2(t *testing.T) {
 // extra netdata.conf text; t.Cleanup stops it with stop2.sh.
 func startND2(t *testing.T, dir, extraConf string) *nd2 {
 	t.Helper()
-	SkipIfUnavailable(t)
+	netdatatest.SkipIfUnavailable(t)
 	ensureND2(t)
-	if err := openForOthers(dir); err != nil {
+	if err := netdatatest.OpenForOthers(dir); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(nd2Prefix, "ndlab2.sh"), "-p", dir, "-u", "netdata")
@@ -147,7 +148,7 @@ func waitPluginPID(t *testing.T, path string, timeout time.Duration) int {
 		if p := pluginPIDs(path); len(p) == 1 {
 			return p[0]
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 	t.Fatalf("no single %s process after %v: %v", path, timeout, pluginPIDs(path))
 	return 0
@@ -229,7 +230,7 @@ func checkKernelValues(t *testing.T, tb statusTable, st kerneltest.Status) {
 // 2.11's API, with one rule added to the real kernel, and checks the table
 // against the kernel; the charts keep coming meanwhile.
 func TestIntegrationND2StatusFunction(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.SkipIfUnavailable(t)
 	kerneltest.RequireRoot(t)
 	dir := pluginDir(t, "cap_audit_control+ep")
 	ruleDir, err := os.MkdirTemp("", "auditplugin-fn-")
@@ -258,7 +259,7 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		list.Functions = nil
-		if err := getJSON(n.URL+"/api/v1/functions", &list); err == nil {
+		if err := netdatatest.GetJSON(n.URL+"/api/v1/functions", &list); err == nil {
 			if _, ok := list.Functions["audit-status"]; ok {
 				break
 			}
@@ -266,7 +267,7 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("audit-status not in /api/v1/functions after 30 s: %v", list.Functions)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 	if f := list.Functions["audit-status"]; !strings.Contains(f.Help, "audit status") || f.Timeout != 10 {
 		t.Errorf("registration %+v", f)
@@ -283,7 +284,7 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 		checkKernelValues(t, tb, st)
 	}
 	// The charts kept coming, from the same plugin process.
-	h := &Host{base: n.URL}
+	h := netdatatest.HostAt(n.URL)
 	d := h.WaitChart(t, "linux_audit.backlog_limit", 30*time.Second)
 	if v, ok := d.Latest("limit"); !ok || v != float64(st.BacklogLimit) {
 		t.Errorf("linux_audit.backlog_limit = %v, %v; want %d", v, ok, st.BacklogLimit)
@@ -346,14 +347,14 @@ func silentUntil(start time.Time, every int64) time.Time {
 // cannot hold the plugin's exit. It takes 2 to 4 minutes (the first update
 // waits for a multiple of 180 s on the wall clock), in parallel with others.
 func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.SkipIfUnavailable(t)
 	t.Parallel()
-	dir, err := PluginDir(t, BuildPlugin(t, "replay"), "") // -replay is only in the test build
+	dir, err := netdatatest.PluginDir(t, netdatatest.BuildPlugin(t, "replay"), "") // -replay is only in the test build
 	if err != nil {
 		t.Fatal(err)
 	}
 	replay := filepath.Join(dir, "replay.jsonl")
-	b, err := os.ReadFile(filepath.Join(ModuleRoot(t), "plugin", "testdata", "replay.jsonl"))
+	b, err := os.ReadFile(filepath.Join(netdatatest.ModuleRoot(t), "plugin", "testdata", "replay.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +404,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 // with three fields (unit-tested: TestFunctionCallFormats): the registration
 // must not break the plugin and the charts keep coming.
 func TestIntegrationStatusFunction137(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.SkipIfUnavailable(t)
 	kerneltest.RequireRoot(t)
 	dir := pluginDir(t, "cap_audit_control+ep")
 	ruleDir, err := os.MkdirTemp("", "auditplugin-fn-")
@@ -417,7 +418,7 @@ func TestIntegrationStatusFunction137(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := Start(t, Options{PluginsDir: dir, RunAsNetdata: true})
+	n := netdatatest.Start(t, netdatatest.Options{PluginsDir: dir, RunAsNetdata: true})
 	bin := filepath.Join(dir, "audit.plugin")
 	d := n.WaitChart(t, "linux_audit.backlog_limit", 30*time.Second)
 	pid := waitPluginPID(t, bin, 10*time.Second)
@@ -440,7 +441,7 @@ func TestIntegrationStatusFunction137(t *testing.T) {
 			Timeout int    `json:"timeout"`
 		} `json:"functions"`
 	}
-	if err := n.getJSON("/api/v1/info", &info); err != nil {
+	if err := netdatatest.GetJSON(n.URL()+"/api/v1/info", &info); err != nil {
 		t.Fatal(err)
 	}
 	if f, ok := info.Functions["audit-status"]; !ok || !strings.Contains(f.Help, "audit status") || f.Timeout != 10 {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // The install into this machine's Netdata puts the plugin, the alerts and the

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/netdatatest"
 )
 
 // install.sh's install into this machine's Netdata works in a real Netdata:
@@ -30,7 +30,7 @@ import (
 // the new file once it exits; --uninstall leaves nothing behind.
 func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	requireDebianNetdata(t) // takes SystemLockFile first
-	e2e.SkipIfUnavailable(t)
+	netdatatest.SkipIfUnavailable(t)
 	kerneltest.Lock(t) // then the kernel lock: the plugin reads the real kernel
 	if bnd, ok := capBnd(); ok && bnd&(1<<30) == 0 {
 		t.Skipf("this test's capability bounding set (%x) lacks CAP_AUDIT_CONTROL: no file capability can work here", bnd)
@@ -44,7 +44,7 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	checkConfigFile(t, debAlert, alert)
 	installed := snapshot(t, debianRoots...)
 
-	n := e2e.Start(t, e2e.Options{
+	n := netdatatest.Start(t, netdatatest.Options{
 		PluginsDir:   debPluginsDir,
 		RunAsNetdata: true,
 		ExtraConf:    ndRealLayoutConf(t),
@@ -178,7 +178,7 @@ func ndBuildVersion(t *testing.T, version string) string {
 
 // ndInstanceProcs lists the live processes the instance started (their
 // environment names its lib directory) with their executables.
-func ndInstanceProcs(n *e2e.Netdata) map[int]string {
+func ndInstanceProcs(n *netdatatest.Netdata) map[int]string {
 	want := []byte("\x00NETDATA_LIB_DIR=" + n.LibDir + "\x00")
 	out := map[int]string{}
 	entries, _ := os.ReadDir("/proc")
@@ -204,7 +204,7 @@ func ndInstanceProcs(n *e2e.Netdata) map[int]string {
 
 // ndPluginPID waits up to 15 s until the instance runs exactly one *.plugin,
 // whose executable is exe and whose pid is not notPID, and returns its pid.
-func ndPluginPID(t *testing.T, n *e2e.Netdata, exe string, notPID int) int {
+func ndPluginPID(t *testing.T, n *netdatatest.Netdata, exe string, notPID int) int {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -278,7 +278,7 @@ func ndExeVersion(t *testing.T, pid int) string {
 
 // ndCheckCharts checks the charts that always have a value against the
 // kernel's audit status.
-func ndCheckCharts(t *testing.T, n *e2e.Netdata) {
+func ndCheckCharts(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	st, err := kerneltest.ReadStatus()
 	if err != nil {
@@ -313,7 +313,7 @@ func ndCheckCharts(t *testing.T, n *e2e.Netdata) {
 // the audit status or was disabled (1.37: "PLUGINSD[audit] : PLUGINSD: plugin
 // called DISABLE. Disabling it.", or "... exited with error code 1 and
 // haven't collected any data. Disabling it.").
-func ndCheckErrorLog(t *testing.T, n *e2e.Netdata) {
+func ndCheckErrorLog(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	for _, l := range strings.Split(n.ErrorLog(), "\n") {
 		if strings.Contains(l, "cannot read the audit status") ||
@@ -325,7 +325,7 @@ func ndCheckErrorLog(t *testing.T, n *e2e.Netdata) {
 }
 
 // ndWaitNewData waits until chart has a value collected after the time after.
-func ndWaitNewData(t *testing.T, n *e2e.Netdata, chart string, after time.Time) {
+func ndWaitNewData(t *testing.T, n *netdatatest.Netdata, chart string, after time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -344,7 +344,7 @@ func ndWaitNewData(t *testing.T, n *e2e.Netdata, chart string, after time.Time) 
 	}
 }
 
-func ndChartIDs(t *testing.T, n *e2e.Netdata) map[string]bool {
+func ndChartIDs(t *testing.T, n *netdatatest.Netdata) map[string]bool {
 	t.Helper()
 	charts, err := n.Charts()
 	if err != nil {
@@ -357,7 +357,7 @@ func ndChartIDs(t *testing.T, n *e2e.Netdata) map[string]bool {
 	return out
 }
 
-func ndAlarmKeys(m map[string]e2e.Alarm) []string {
+func ndAlarmKeys(m map[string]netdatatest.Alarm) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -23,7 +23,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
-	"auditplugin/e2e"
+	"auditplugin/internal/netdatatest"
 	"auditplugin/netlink"
 )
 
@@ -76,7 +76,7 @@ type metric struct {
 	} `yaml:"dimensions"`
 }
 
-func repoRoot(t *testing.T) string { return e2e.ModuleRoot(t) }
+func repoRoot(t *testing.T) string { return netdatatest.ModuleRoot(t) }
 
 func readMetadata(t *testing.T) (*metadata, []byte) {
 	t.Helper()

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // The integration tests only read the kernel (AUDIT_GET); they never change

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // TestIntegrationClientUnderSenderPenalty runs the real socket through the

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/netdatatest"
 )
 
 // debRoots are the directories installing and removing the .deb touches
@@ -171,7 +171,7 @@ func checkInstalled(t *testing.T, deb string) {
 // the file system as it was and dpkg knows nothing of the package.
 func TestIntegrationDebInNetdata137(t *testing.T) {
 	requireDebianMachine(t)
-	e2e.SkipIfUnavailable(t)
+	netdatatest.SkipIfUnavailable(t)
 	withDeb(t, true, func(t0 time.Time) {
 		// install.sh refuses to install over the package (dry run: it
 		// would change nothing even if it did not refuse).
@@ -181,7 +181,7 @@ func TestIntegrationDebInNetdata137(t *testing.T) {
 			t.Errorf("install.sh over the package: %v, want a refusal naming %s:\n%s", err, debLink, out)
 		}
 
-		n := e2e.Start(t, e2e.Options{
+		n := netdatatest.Start(t, netdatatest.Options{
 			PluginsDir:   debPlugins,
 			RunAsNetdata: true,
 			ExtraConf:    realLayoutConf(t, debPlugins, stockHealth),
@@ -353,13 +353,13 @@ func checkRunsAsNetdata(t *testing.T, pid int) {
 	}
 }
 
-// agentAPI is what the checks ask an agent: e2e.Host for the harness's
+// agentAPI is what the checks ask an agent: netdatatest.Host for the harness's
 // 1.37, nd2Agent for a 2.11 started with ndlab2.sh.
 type agentAPI interface {
-	Charts() (map[string]e2e.Chart, error)
-	Data(chart string, afterSec int) (*e2e.Data, error)
-	Alarms() (map[string]e2e.Alarm, int64, error)
-	WaitChart(t testing.TB, id string, timeout time.Duration) *e2e.Data
+	Charts() (map[string]netdatatest.Chart, error)
+	Data(chart string, afterSec int) (*netdatatest.Data, error)
+	Alarms() (map[string]netdatatest.Alarm, int64, error)
+	WaitChart(t testing.TB, id string, timeout time.Duration) *netdatatest.Data
 }
 
 // checkCharts: the charts exist, and those with a fixed value carry the
@@ -462,7 +462,7 @@ func checkAlertsLoaded(t *testing.T, n agentAPI, configErrors []string, ignore f
 		}
 	}
 	// 2.11 attaches alerts to charts some seconds after they appear.
-	var alarms map[string]e2e.Alarm
+	var alarms map[string]netdatatest.Alarm
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		if alarms, _, err = n.Alarms(); err != nil {
 			t.Fatal(err)

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
 	"auditplugin/installtest"
+	"auditplugin/internal/netdatatest"
 )
 
 // Where the packages put things (packaging/nfpm.yaml).
@@ -37,7 +37,7 @@ const (
 )
 
 // repoRoot is the repository (go test runs in packaging/).
-func repoRoot(t testing.TB) string { return e2e.ModuleRoot(t) }
+func repoRoot(t testing.TB) string { return netdatatest.ModuleRoot(t) }
 
 var built struct {
 	sync.Mutex

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
+	"auditplugin/internal/netdatatest"
 )
 
 // Netdata 2.11, built for Debian 12 (which packages only 1.37), from
@@ -114,15 +114,15 @@ func (a *nd2Agent) get(path string, q url.Values, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-func (a *nd2Agent) Charts() (map[string]e2e.Chart, error) {
+func (a *nd2Agent) Charts() (map[string]netdatatest.Chart, error) {
 	var r struct {
-		Charts map[string]e2e.Chart `json:"charts"`
+		Charts map[string]netdatatest.Chart `json:"charts"`
 	}
 	err := a.get("/api/v1/charts", nil, &r)
 	return r.Charts, err
 }
 
-func (a *nd2Agent) Data(chart string, afterSec int) (*e2e.Data, error) {
+func (a *nd2Agent) Data(chart string, afterSec int) (*netdatatest.Data, error) {
 	var r struct {
 		Labels []string     `json:"labels"`
 		Data   [][]*float64 `json:"data"`
@@ -131,7 +131,7 @@ func (a *nd2Agent) Data(chart string, afterSec int) (*e2e.Data, error) {
 	if err := a.get("/api/v1/data", q, &r); err != nil {
 		return nil, err
 	}
-	d := &e2e.Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
+	d := &netdatatest.Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
 	for i, row := range r.Data {
 		d.Rows[i] = make([]float64, len(row))
 		for j, v := range row {
@@ -144,10 +144,10 @@ func (a *nd2Agent) Data(chart string, afterSec int) (*e2e.Data, error) {
 	return d, nil
 }
 
-func (a *nd2Agent) Alarms() (map[string]e2e.Alarm, int64, error) {
+func (a *nd2Agent) Alarms() (map[string]netdatatest.Alarm, int64, error) {
 	var r struct {
-		Latest int64                `json:"latest_alarm_log_unique_id"`
-		Alarms map[string]e2e.Alarm `json:"alarms"`
+		Latest int64                        `json:"latest_alarm_log_unique_id"`
+		Alarms map[string]netdatatest.Alarm `json:"alarms"`
 	}
 	// "?all" exactly: Netdata skips "all=" (an empty value).
 	err := a.get("/api/v1/alarms?all", nil, &r)
@@ -155,7 +155,7 @@ func (a *nd2Agent) Alarms() (map[string]e2e.Alarm, int64, error) {
 }
 
 // WaitChart waits until the chart's last 10 s hold two collected values.
-func (a *nd2Agent) WaitChart(t testing.TB, id string, timeout time.Duration) *e2e.Data {
+func (a *nd2Agent) WaitChart(t testing.TB, id string, timeout time.Duration) *netdatatest.Data {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

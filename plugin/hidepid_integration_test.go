@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // hidepidNobody is a wrapper that runs a command as uid 65534 in a private

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/internal/kerneltest"
 	"auditplugin/netlink"
-	"auditplugin/netlink/kerneltest"
 )
 
 const (

@@ -1,4 +1,4 @@
-package e2e
+package netdatatest
 
 import (
 	"fmt"
@@ -150,7 +150,7 @@ func testPluginChart(t *testing.T, a Agent) {
 		if time.Now().After(deadline) {
 			t.Fatalf("value 42 not collected: %v %v", d, err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 
 	n.Stop()
@@ -247,7 +247,7 @@ func TestIntegrationNetdataHealthConfigErrors(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no health config error %q in %q", want, errs)
 			}
-			time.Sleep(pollInterval)
+			time.Sleep(PollInterval)
 		}
 	}
 	waitLogged("invalid group method 'maxx'")
@@ -334,7 +334,7 @@ func waitNotification(t *testing.T, h Host, id int64) Notification {
 		if time.Now().After(deadline) {
 			t.Fatalf("no notification for alarm log entry %d among %+v", id, all)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }
 

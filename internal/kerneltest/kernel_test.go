@@ -19,7 +19,7 @@ import (
 )
 
 // Kernel tests: root only (they skip otherwise), one at a time machine-wide.
-// Run with: go test -race -count=1 ./netlink/kerneltest/
+// Run with: go test -race -count=1 ./internal/kerneltest/
 
 // lockedStatus reads the state under the lock, so it never sees another
 // test's settings half-way.
@@ -510,7 +510,7 @@ func TestIntegrationRecoveryAfterSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Skip("no go tool to build cmd/audit-restore")
 		}
-		out, err := exec.Command(goTool, "run", "./cmd/audit-restore").CombinedOutput()
+		out, err := exec.Command(goTool, "run", "auditplugin/cmd/audit-restore").CombinedOutput()
 		t.Logf("audit-restore: %s", bytes.TrimSpace(out))
 		if err != nil {
 			t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 func main() {
