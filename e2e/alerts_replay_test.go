@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -109,7 +110,7 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 	}
 	// A test build with -replay (build tag replay), no capability: it
 	// cannot read the kernel.
-	dir, err := netdatatest.PluginDir(t, netdatatest.BuildPlugin(t, "replay"), "")
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

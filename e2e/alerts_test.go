@@ -26,6 +26,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"errors"
 	"fmt"
 	"math"
@@ -72,7 +73,7 @@ const (
 // for byte, under the name install.sh gives it.
 func shippedHealthDir(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(netdatatest.ModuleRoot(t), "health.d", "audit.conf"))
+	b, err := os.ReadFile(filepath.Join(testkit.Root(t), "health.d", "audit.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func shippedHealthDir(t *testing.T) string {
 // (or none); it skips when setcap is missing.
 func pluginDir(t *testing.T, capability string) string {
 	t.Helper()
-	dir, err := netdatatest.PluginDir(t, netdatatest.BuildPlugin(t), capability)
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t), capability)
 	if errors.Is(err, netdatatest.ErrNoSetcap) {
 		t.Skipf("skipping: %v", err)
 	}
@@ -273,7 +274,7 @@ func checkNoHealthErrors(t *testing.T, n *netdatatest.Netdata) {
 // shippedSummaries maps each alert of health.d/audit.conf to its summary.
 func shippedSummaries(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(netdatatest.ModuleRoot(t), "health.d", "audit.conf"))
+	b, err := os.ReadFile(filepath.Join(testkit.Root(t), "health.d", "audit.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bytes"
 	"context"
 	"fmt"
@@ -69,7 +70,7 @@ func dashboardScreenshot(t *testing.T, n *netdatatest.Netdata) {
 
 	out := filepath.Join(t.TempDir(), "dashboard.png")
 	if os.Getenv(UpdateScreenshotEnv) == "1" {
-		out = filepath.Join(netdatatest.ModuleRoot(t), "docs", "dashboard.png")
+		out = filepath.Join(testkit.Root(t), "docs", "dashboard.png")
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			t.Fatal(err)
 		}

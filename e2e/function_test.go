@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -31,49 +32,11 @@ type nd2 struct {
 	URL, PID, Dir, LogDir string
 }
 
-// ensureND2 installs Netdata 2.11 from the tarball beside the module when
-// /opt/netdata2 is missing, as ../shared/netdata-2.11/README.md says, or skips.
-func ensureND2(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
-		return
-	}
-	tarball := filepath.Join(netdatatest.ModuleRoot(t), "..", "shared", "netdata-2.11", "netdata-2.11.0-debian12-amd64.tar.gz")
-	if _, err := os.Stat(tarball); err != nil {
-		t.Skipf("skipping: Netdata 2.11 is not installed in %s and its tarball is missing (%v)", nd2Prefix, err)
-	}
-	lock, err := os.OpenFile("/run/lock/auditplugin-netdata2-install.lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
-		return // another test installed it meanwhile
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(nd2Prefix), ".netdata2-install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	out, err := exec.Command("tar", "--xattrs", "--xattrs-include=security.capability", "-xzf", tarball, "-C", tmp).CombinedOutput()
-	if err != nil {
-		t.Fatalf("install Netdata 2.11: tar: %v\n%s", err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, "netdata2"), nd2Prefix); err != nil {
-		t.Fatalf("install Netdata 2.11: %v", err)
-	}
-	t.Logf("installed Netdata 2.11 into %s from %s", nd2Prefix, tarball)
-}
-
 // startND2 runs ndlab2.sh with the plugins of dir (as user netdata) and
 // extra netdata.conf text; t.Cleanup stops it with stop2.sh.
 func startND2(t *testing.T, dir, extraConf string) *nd2 {
 	t.Helper()
-	netdatatest.SkipIfUnavailable(t)
-	ensureND2(t)
+	netdatatest.Agent2.Require(t) // installs 2.11 from ../shared when missing
 	if err := netdatatest.OpenForOthers(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -349,12 +312,12 @@ func silentUntil(start time.Time, every int64) time.Time {
 func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 	netdatatest.SkipIfUnavailable(t)
 	t.Parallel()
-	dir, err := netdatatest.PluginDir(t, netdatatest.BuildPlugin(t, "replay"), "") // -replay is only in the test build
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "") // -replay is only in the test build
 	if err != nil {
 		t.Fatal(err)
 	}
 	replay := filepath.Join(dir, "replay.jsonl")
-	b, err := os.ReadFile(filepath.Join(netdatatest.ModuleRoot(t), "plugin", "testdata", "replay.jsonl"))
+	b, err := os.ReadFile(filepath.Join(testkit.Root(t), "plugin", "testdata", "replay.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

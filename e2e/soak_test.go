@@ -41,6 +41,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bytes"
 	"errors"
 	"fmt"
@@ -130,7 +131,7 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 	} else if st.ReplyBytes < 44 {
 		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
 	}
-	bin := netdatatest.BuildPlugin(t)
+	bin := testkit.BuildPlugin(t)
 	plugins, err := netdatatest.PluginDir(t, bin, "cap_audit_control+ep")
 	if errors.Is(err, netdatatest.ErrNoSetcap) {
 		t.Skipf("skipping: %v", err)
@@ -449,7 +450,7 @@ func soakReading(t *testing.T, logw *soakLog, pid int) soakMeasure {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Threads, descriptors and RSS from /proc, read by the test itself.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := testkit.ReadProcStatus(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,19 +459,9 @@ func soakReading(t *testing.T, logw *soakLog, pid int) soakMeasure {
 		t.Fatal(err)
 	}
 	m.procFDs = len(fds)
-	for _, l := range strings.Split(string(status), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "Threads":
-			m.procThreads, _ = strconv.Atoi(f[0])
-		case "VmRSS":
-			m.procRSS, _ = strconv.ParseInt(f[0], 10, 64)
-		}
-	}
+	threads, _ := status.Int("Threads")
+	m.procThreads = int(threads)
+	m.procRSS, _ = status.Int("VmRSS")
 	return m
 }
 

@@ -20,6 +20,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"math"
 	"slices"
 	"sort"
@@ -60,7 +61,7 @@ func TestIntegrationStallSeenLive(t *testing.T) {
 		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
 	}
 	// -kernel-config is only in the test build.
-	dir, err := netdatatest.PluginDir(t, netdatatest.BuildPlugin(t, "replay"), "cap_audit_control+ep")
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "cap_audit_control+ep")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bufio"
 	"fmt"
 	"os"
@@ -10,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +36,7 @@ const (
 // It runs on each agent of the matrix (parent and child of the same version).
 func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 	netdatatest.SkipIfUnavailable(t)
-	fleetRequire(t, "bash", "setcap", "getcap", "go")
+	testkit.RequireTools(t, "bash", "setcap", "getcap", "go")
 	for _, a := range netdatatest.Agents {
 		t.Run(a.Name, func(t *testing.T) {
 			a.Require(t)
@@ -51,8 +51,8 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent netdatatest.Agent) {
 	kerneltest.Lock(t)
 	t0 := time.Now()
 
-	repo := fleetRepoRoot(t)
-	plugin := fleetBuildPlugin(t, repo)
+	repo := testkit.Root(t)
+	plugin := testkit.BuildPlugin(t, "-ldflags", "-X main.version=e2e")
 	alert, standIn := fleetAlertFile(t, repo)
 	if standIn {
 		t.Logf("health.d/audit.conf does not exist yet: using a stand-in alert file")
@@ -179,39 +179,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent netdatatest.Agent) {
 
 // ---------------------------------------------------------------------------
 
-func fleetRequire(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("needs %s in PATH: %v", n, err)
-		}
-	}
-}
-
 func fleetSince(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
-
-func fleetRepoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(wd)
-}
-
-// fleetBuildPlugin builds ./plugin into a temporary directory, without
-// capability.
-func fleetBuildPlugin(t *testing.T, repo string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "audit.plugin")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=e2e", "-o", out, "auditplugin/plugin")
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
 
 // fleetStandInAlerts replaces health.d/audit.conf while that file does not exist.
 const fleetStandInAlerts = `# stand-in for health.d/audit.conf, written by the e2e tests
@@ -414,7 +382,10 @@ func fleetCheckPluginProcess(t *testing.T, n *netdatatest.Netdata, path string) 
 			}
 		}
 		if len(found) == 1 && len(mine) == 1 {
-			st := fleetProcStatus(t, mine[0])
+			st, err := testkit.ReadProcStatus(mine[0])
+			if err != nil {
+				t.Fatal(err)
+			}
 			want := map[string]string{
 				"Uid": strings.Repeat(u.Uid+"\t", 3) + u.Uid, "Gid": strings.Repeat(u.Gid+"\t", 3) + u.Gid,
 				"CapInh": fmt.Sprintf("%016x", 0), "CapPrm": fmt.Sprintf("%016x", 1<<30),
@@ -433,19 +404,4 @@ func fleetCheckPluginProcess(t *testing.T, n *netdatatest.Netdata, path string) 
 		}
 		time.Sleep(netdatatest.PollInterval)
 	}
-}
-
-func fleetProcStatus(t *testing.T, pid int) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
 }

@@ -10,6 +10,7 @@ import (
 
 	"auditplugin/internal/kerneltest"
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // install.sh's install into a Netdata 2.11 works in that Netdata: a copy of
@@ -25,7 +26,7 @@ import (
 func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
 	netdatatest.SkipIfUnavailable(t)
 	requireRoot(t)
-	requireTools(t, "bash", "setcap", "getcap", "cp")
+	testkit.RequireTools(t, "bash", "setcap", "getcap", "cp")
 	netdataIDs(t)
 	netdatatest.Agent2.Require(t)
 	lockSystem(t) // the manifest in /var/lib is machine-wide

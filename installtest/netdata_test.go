@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"auditplugin/internal/kerneltest"
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // install.sh's install into this machine's Netdata works in a real Netdata:
@@ -165,15 +165,7 @@ func ndRealLayoutConf(t *testing.T) string {
 // ndBuildVersion builds ./plugin with another version string (an upgrade).
 func ndBuildVersion(t *testing.T, version string) string {
 	t.Helper()
-	dir := t.TempDir()
-	out := filepath.Join(dir, pluginName)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+version, "-o", out, "auditplugin/plugin")
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
+	return testkit.BuildPlugin(t, "-ldflags", "-X main.version="+version)
 }
 
 // ndInstanceProcs lists the live processes the instance started (their
@@ -191,7 +183,7 @@ func ndInstanceProcs(n *netdatatest.Netdata) map[int]string {
 		if err != nil || !strings.Contains("\x00"+string(env), string(want)) {
 			continue
 		}
-		if st := ndProcStatus(pid); st["State"] == "" || strings.HasPrefix(st["State"], "Z") {
+		if st, _ := testkit.ReadProcStatus(pid); st["State"] == "" || strings.HasPrefix(st["State"], "Z") {
 			continue
 		}
 		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
@@ -236,7 +228,7 @@ func ndPluginPID(t *testing.T, n *netdatatest.Netdata, exe string, notPID int) i
 func ndCheckRunsAsNetdata(t *testing.T, pid int) {
 	t.Helper()
 	uid, gid := netdataIDs(t)
-	st := ndProcStatus(pid)
+	st, _ := testkit.ReadProcStatus(pid)
 	want := map[string]string{
 		"Uid":    strings.Repeat(strconv.Itoa(uid)+"\t", 3) + strconv.Itoa(uid),
 		"Gid":    strings.Repeat(strconv.Itoa(gid)+"\t", 3) + strconv.Itoa(gid),
@@ -250,20 +242,6 @@ func ndCheckRunsAsNetdata(t *testing.T, pid int) {
 			t.Errorf("plugin pid %d: %s = %q, want %q", pid, k, st[k], v)
 		}
 	}
-}
-
-func ndProcStatus(pid int) map[string]string {
-	out := map[string]string{}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return out
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
 }
 
 // ndExeVersion runs the process's executable with -version.

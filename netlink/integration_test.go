@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/testkit"
 )
 
 // The integration tests only read the kernel (AUDIT_GET); they never change
@@ -70,10 +71,7 @@ func realStatus(t *testing.T, c *Client) Status {
 // auditStatusTool runs the project's reference reader and returns what it printed.
 func auditStatusTool(t *testing.T) map[string]uint64 {
 	t.Helper()
-	tool := filepath.Join("..", "..", "shared", "tools", "audit-status.py")
-	if _, err := os.Stat(tool); err != nil {
-		t.Skipf("reference tool missing: %v", err)
-	}
+	tool := testkit.RequireShared(t, "tools/audit-status.py")
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skipf("python3 is needed to run %s: %v", tool, err)
@@ -175,7 +173,7 @@ func TestIntegrationStatusConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "every send returns", func() bool { return inFlight(c) == 0 })
+	testkit.PollUntil(t, "every send returns", 5*time.Second, func() bool { return inFlight(c) == 0 })
 }
 
 // TestIntegrationStatusUnprivileged runs this test binary's
@@ -189,7 +187,7 @@ func TestIntegrationStatusUnprivileged(t *testing.T) {
 		want string
 		wrap []string
 	}{
-		{"no CAP_AUDIT_CONTROL", "permission", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}},
+		{"no CAP_AUDIT_CONTROL", "permission", testkit.AsNobody()},
 		{"user namespace", "namespace", []string{"unshare", "--user"}},
 	}
 	for _, tt := range tests {

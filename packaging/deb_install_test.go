@@ -17,6 +17,7 @@ import (
 
 	"auditplugin/internal/kerneltest"
 	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // debRoots are the directories installing and removing the .deb touches
@@ -41,7 +42,7 @@ func requireDebianMachine(t *testing.T) {
 	if euid := os.Geteuid(); euid != 0 {
 		t.Skipf("needs root: dpkg -i installs into Netdata's directories and sets a file capability (euid is %d)", euid)
 	}
-	requireTools(t, "dpkg", "dpkg-deb", "dpkg-query", "setcap", "getcap", "make", "git")
+	testkit.RequireTools(t, "dpkg", "dpkg-deb", "dpkg-query", "setcap", "getcap", "make", "git")
 	if _, err := user.Lookup("netdata"); err != nil {
 		t.Skipf("needs the netdata user (Debian's netdata package): %v", err)
 	}
@@ -306,7 +307,8 @@ func pluginPID(t *testing.T, agent int) int {
 // descends reports whether process pid is a descendant of ancestor.
 func descends(pid, ancestor int) bool {
 	for i := 0; i < 32 && pid > 1; i++ {
-		ppid, err := strconv.Atoi(procStatus(pid)["PPid"])
+		st, _ := testkit.ReadProcStatus(pid)
+		ppid, err := strconv.Atoi(st["PPid"])
 		if err != nil {
 			return false
 		}
@@ -318,17 +320,6 @@ func descends(pid, ancestor int) bool {
 	return false
 }
 
-func procStatus(pid int) map[string]string {
-	out := map[string]string{}
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
-}
-
 // checkRunsAsNetdata: user netdata (all four ids), exactly CAP_AUDIT_CONTROL
 // permitted and effective, nothing inherited or ambient.
 func checkRunsAsNetdata(t *testing.T, pid int) {
@@ -337,7 +328,7 @@ func checkRunsAsNetdata(t *testing.T, pid int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := procStatus(pid)
+	st, _ := testkit.ReadProcStatus(pid)
 	want := map[string]string{
 		"Uid":    strings.Repeat(u.Uid+"\t", 3) + u.Uid,
 		"Gid":    strings.Repeat(u.Gid+"\t", 3) + u.Gid,

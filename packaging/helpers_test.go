@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"auditplugin/installtest"
-	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // Where the packages put things (packaging/nfpm.yaml).
@@ -37,7 +37,7 @@ const (
 )
 
 // repoRoot is the repository (go test runs in packaging/).
-func repoRoot(t testing.TB) string { return netdatatest.ModuleRoot(t) }
+func repoRoot(t testing.TB) string { return testkit.Root(t) }
 
 var built struct {
 	sync.Mutex
@@ -157,15 +157,6 @@ func run(t testing.TB, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
-}
-
-func requireTools(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s in PATH (%v)", tool, err)
-		}
-	}
 }
 
 // lockSystem holds installtest.SystemLockFile for the rest of t.

@@ -20,27 +20,6 @@ import (
 // ../shared/netdata-2.11/: its ndlab2.sh starts a throwaway agent.
 const nd2Prefix = "/opt/netdata2"
 
-// requireNetdata2 installs Netdata 2.11 with the repository's
-// .ci/netdata2.sh when it is missing and the script exists, and skips with
-// the reason when it cannot be had.
-func requireNetdata2(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
-		return
-	}
-	script := filepath.Join(repoRoot(t), ".ci", "netdata2.sh")
-	if _, err := os.Stat(script); err != nil {
-		t.Skipf("Netdata 2.11 is not installed in %s, and there is no .ci/netdata2.sh to install it from ../shared/netdata-2.11/", nd2Prefix)
-	}
-	out, err := exec.Command(script).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 {
-		t.Skipf("skipping on Netdata 2.11: %s", out)
-	}
-	if err != nil {
-		t.Fatalf("installing Netdata 2.11 (.ci/netdata2.sh): %v\n%s", err, out)
-	}
-}
-
 // nd2Agent is a Netdata 2.11 started by ndlab2.sh.
 type nd2Agent struct {
 	url, workdir, logdir string
@@ -190,7 +169,7 @@ func (a *nd2Agent) WaitChart(t testing.TB, id string, timeout time.Duration) *ne
 // from the packaged file; dpkg -r leaves nothing.
 func TestIntegrationDebInNetdata211(t *testing.T) {
 	requireDebianMachine(t)
-	requireNetdata2(t)
+	netdatatest.RequireNetdata2(t)
 	withDeb(t, false, func(t0 time.Time) {
 		a := startNetdata2(t, filepath.Dir(plugin),
 			"[directories]\n    stock health config = "+stockHealth+"\n")

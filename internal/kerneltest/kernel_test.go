@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"auditplugin/internal/testkit"
 )
 
 // Kernel tests: root only (they skip otherwise), one at a time machine-wide.
@@ -57,10 +58,8 @@ func noRecoveryFile(t *testing.T) {
 }
 
 func TestIntegrationReadStatusMatchesTool(t *testing.T) {
-	tool, _ := filepath.Abs("../../../shared/tools/audit-status.py")
-	if _, err := os.Stat(tool); err != nil {
-		t.Skipf("%s not found", tool)
-	}
+	RequireRoot(t)
+	tool := testkit.RequireShared(t, "tools/audit-status.py")
 	Lock(t)
 	out, err := exec.Command("python3", tool).CombinedOutput()
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"auditplugin/internal/testkit"
 )
 
 // LockFile serialises every kernel-touching test on this machine: go test
@@ -111,10 +113,5 @@ func Lock(t testing.TB) {
 // under -short: real-kernel tests are not part of the quick unit run.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping a real-kernel audit test")
-	}
-	if euid := os.Geteuid(); euid != 0 {
-		t.Skipf("needs root: the kernel audit tests send AUDIT_GET/AUDIT_SET (euid is %d)", euid)
-	}
+	testkit.RequireRoot(t, "the kernel audit tests send AUDIT_GET/AUDIT_SET")
 }

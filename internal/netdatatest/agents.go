@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // Netdata2Binary is Netdata 2.11's executable, installed from
@@ -37,7 +39,7 @@ func (a Agent) Require(t testing.TB) {
 	t.Helper()
 	SkipIfUnavailable(t)
 	if a.Binary == Netdata2Binary {
-		ensureNetdata2(t)
+		RequireNetdata2(t)
 	}
 	if _, err := os.Stat(a.Binary); err != nil {
 		t.Skipf("skipping on %s: %v", a.Name, err)
@@ -51,9 +53,13 @@ var netdata2Once struct {
 	err  error
 }
 
-func ensureNetdata2(t testing.TB) {
+// RequireNetdata2 installs Netdata 2.11 into /opt/netdata2 with
+// .ci/netdata2.sh when it is missing. Without ../shared/netdata-2.11 beside
+// the repository it skips t saying so, or fails under CI=true (the script
+// exits 1 then); any other install failure fails t.
+func RequireNetdata2(t testing.TB) {
 	t.Helper()
-	root := ModuleRoot(t)
+	root := testkit.Root(t)
 	netdata2Once.Do(func() {
 		cmd := exec.Command(filepath.Join(root, ".ci", "netdata2.sh"))
 		cmd.Dir = root

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"auditplugin/internal/testkit"
 )
 
 // DefaultBinary is the netdata executable Start runs unless Options.Binary
@@ -136,9 +138,7 @@ func Available() error {
 // SkipIfUnavailable skips the test when Available reports a problem.
 func SkipIfUnavailable(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: Netdata integration tests start a real Netdata")
-	}
+	testkit.SkipShort(t, "Netdata integration tests start a real Netdata")
 	if err := Available(); err != nil {
 		t.Skipf("skipping Netdata integration test: %v", err)
 	}
