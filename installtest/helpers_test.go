@@ -218,29 +218,9 @@ func requireDebianNetdata(t *testing.T) {
 }
 
 // lockSystem holds SystemLockFile for the rest of t.
-func lockSystem(t *testing.T) {
+func lockSystem(t testing.TB) {
 	t.Helper()
-	f, err := os.OpenFile(SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatalf("open lock: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			t.Fatalf("flock %s: %v", SystemLockFile, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("%s still held after 5 minutes", SystemLockFile)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() { f.Close() })
+	testkit.Flock(t, SystemLockFile)
 }
 
 // ---------------------------------------------------------------------------

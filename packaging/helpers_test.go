@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -162,27 +161,7 @@ func run(t testing.TB, name string, args ...string) string {
 // lockSystem holds installtest.SystemLockFile for the rest of t.
 func lockSystem(t testing.TB) {
 	t.Helper()
-	f, err := os.OpenFile(installtest.SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatalf("open lock: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			t.Fatalf("flock %s: %v", installtest.SystemLockFile, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("%s still held after 5 minutes", installtest.SystemLockFile)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() { f.Close() })
+	testkit.Flock(t, installtest.SystemLockFile)
 }
 
 func fileHash(t testing.TB, p string) string {

@@ -1,11 +1,7 @@
 package packaging
 
 import (
-	"encoding/json"
 	"fmt"
-	"math"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +16,10 @@ import (
 // ../shared/netdata-2.11/: its ndlab2.sh starts a throwaway agent.
 const nd2Prefix = "/opt/netdata2"
 
-// nd2Agent is a Netdata 2.11 started by ndlab2.sh.
+// nd2Agent is a Netdata 2.11 started by ndlab2.sh; its API is read as
+// netdatatest reads any agent's.
 type nd2Agent struct {
+	*netdatatest.Host
 	url, workdir, logdir string
 	pid                  int
 }
@@ -58,6 +56,7 @@ func startNetdata2(t *testing.T, pluginsDir, extraConf string) *nd2Agent {
 		}
 		t.Fatalf("ndlab2.sh: %v\n%s%s", err, out, stderr)
 	}
+	a.Host = netdatatest.HostAt(a.url)
 	return a
 }
 
@@ -74,90 +73,6 @@ func (a *nd2Agent) stop(t *testing.T) {
 func (a *nd2Agent) log(name string) string {
 	b, _ := os.ReadFile(filepath.Join(a.logdir, name))
 	return string(b)
-}
-
-func (a *nd2Agent) get(path string, q url.Values, v any) error {
-	u := a.url + path
-	if q != nil {
-		u += "?" + q.Encode()
-	}
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func (a *nd2Agent) Charts() (map[string]netdatatest.Chart, error) {
-	var r struct {
-		Charts map[string]netdatatest.Chart `json:"charts"`
-	}
-	err := a.get("/api/v1/charts", nil, &r)
-	return r.Charts, err
-}
-
-func (a *nd2Agent) Data(chart string, afterSec int) (*netdatatest.Data, error) {
-	var r struct {
-		Labels []string     `json:"labels"`
-		Data   [][]*float64 `json:"data"`
-	}
-	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(-afterSec)}, "format": {"json"}}
-	if err := a.get("/api/v1/data", q, &r); err != nil {
-		return nil, err
-	}
-	d := &netdatatest.Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
-	for i, row := range r.Data {
-		d.Rows[i] = make([]float64, len(row))
-		for j, v := range row {
-			d.Rows[i][j] = math.NaN()
-			if v != nil {
-				d.Rows[i][j] = *v
-			}
-		}
-	}
-	return d, nil
-}
-
-func (a *nd2Agent) Alarms() (map[string]netdatatest.Alarm, int64, error) {
-	var r struct {
-		Latest int64                        `json:"latest_alarm_log_unique_id"`
-		Alarms map[string]netdatatest.Alarm `json:"alarms"`
-	}
-	// "?all" exactly: Netdata skips "all=" (an empty value).
-	err := a.get("/api/v1/alarms?all", nil, &r)
-	return r.Alarms, r.Latest, err
-}
-
-// WaitChart waits until the chart's last 10 s hold two collected values.
-func (a *nd2Agent) WaitChart(t testing.TB, id string, timeout time.Duration) *netdatatest.Data {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		d, err := a.Data(id, 10)
-		if err == nil {
-			n := 0
-			for _, r := range d.Rows {
-				for _, v := range r[1:] {
-					if !math.IsNaN(v) {
-						n++
-						break
-					}
-				}
-			}
-			if n >= 2 {
-				return d
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Netdata 2.11: chart %s has no data after %v (last error %v)", id, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // The .deb under a real Netdata 2.11 laid out as Netdata's own packages are:

@@ -101,11 +101,16 @@ func (d *Data) Latest(label string) (float64, bool) {
 
 // Data returns /api/v1/data?chart=CHART&after=-AFTERSEC&format=json.
 func (h *Host) Data(chart string, afterSec int) (*Data, error) {
+	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(-afterSec)}, "format": {"json"}}
+	return h.data(q)
+}
+
+// data reads /api/v1/data with q; nulls become NaN.
+func (h *Host) data(q url.Values) (*Data, error) {
 	var r struct {
 		Labels []string     `json:"labels"`
 		Data   [][]*float64 `json:"data"`
 	}
-	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(-afterSec)}, "format": {"json"}}
 	if err := h.get("/api/v1/data", q, &r); err != nil {
 		return nil, err
 	}
@@ -125,25 +130,8 @@ func (h *Host) Data(chart string, afterSec int) (*Data, error) {
 // DataRange returns /api/v1/data?chart=CHART&after=AFTER&before=BEFORE
 // (unix seconds) in format=json, one row per second of update every 1.
 func (h *Host) DataRange(chart string, after, before int64) (*Data, error) {
-	var r struct {
-		Labels []string     `json:"labels"`
-		Data   [][]*float64 `json:"data"`
-	}
 	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(after)}, "before": {fmt.Sprint(before)}, "format": {"json"}}
-	if err := h.get("/api/v1/data", q, &r); err != nil {
-		return nil, err
-	}
-	d := &Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
-	for i, row := range r.Data {
-		d.Rows[i] = make([]float64, len(row))
-		for j, v := range row {
-			d.Rows[i][j] = math.NaN()
-			if v != nil {
-				d.Rows[i][j] = *v
-			}
-		}
-	}
-	return d, nil
+	return h.data(q)
 }
 
 // WaitChart waits until the chart exists and its last 10 s have two non-null
