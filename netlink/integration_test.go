@@ -104,8 +104,10 @@ func settings(s Status) [8]uint64 {
 
 var settingNames = [8]string{"enabled", "failure", "pid", "rate_limit", "backlog_limit", "backlog_wait_time", "feature_bitmap", "reply_bytes"}
 
-// TestIntegrationStatusMatchesTool compares our reading with
-// shared/tools/audit-status.py, taken between two of ours: settings must be
+// TestIntegrationStatusMatchesTool compares our reading with the reference
+// reader audit-status.py (an independent AUDIT_GET reader in Python, kept in
+// ../shared/tools beside the repository: without it the test skips saying
+// so, under CI=true it fails), taken between two of ours: settings must be
 // equal, and the cumulative counters must lie between our two readings. If
 // the settings changed meanwhile (a tool outside the lock), it tries again.
 func TestIntegrationStatusMatchesTool(t *testing.T) {
