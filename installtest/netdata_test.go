@@ -146,20 +146,7 @@ func ndSince(t time.Time) time.Duration { return time.Since(t).Round(100 * time.
 // the real stock health directory.
 func ndRealLayoutConf(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
-	entries, err := os.ReadDir(debPluginsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
-			fmt.Fprintf(&b, "\t%s = no\n", name)
-		}
-	}
-	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", debHealthDir)
-	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
-	return b.String()
+	return netdatatest.OnlyAuditPlugin(t, debPluginsDir, debHealthDir)
 }
 
 // ndBuildVersion builds ./plugin with another version string (an upgrade).

@@ -255,20 +255,7 @@ func checkPluginLog(t *testing.T, log string) {
 // real plugins directory, with the real stock health directory.
 func realLayoutConf(t *testing.T, pluginsDir, health string) string {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
-	entries, err := os.ReadDir(pluginsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
-			fmt.Fprintf(&b, "\t%s = no\n", name)
-		}
-	}
-	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", health)
-	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
-	return b.String()
+	return netdatatest.OnlyAuditPlugin(t, pluginsDir, health)
 }
 
 // pluginPID waits up to 15 s for the one *.plugin process descending from

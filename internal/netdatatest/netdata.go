@@ -768,3 +768,25 @@ func Tail(s string, lines int) string {
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// OnlyAuditPlugin is the netdata.conf text that runs, of the plugins in
+// pluginsDir (an installed Netdata's own), only audit.plugin, and loads the
+// stock health configuration from healthDir: the layout an installer or a
+// package put the plugin and its alerts into.
+func OnlyAuditPlugin(t testing.TB, pluginsDir, healthDir string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
+	entries, err := os.ReadDir(pluginsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
+			fmt.Fprintf(&b, "\t%s = no\n", name)
+		}
+	}
+	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", healthDir)
+	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
+	return b.String()
+}
