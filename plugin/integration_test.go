@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -639,22 +638,7 @@ func TestIntegrationStall(t *testing.T) {
 // copy cap_audit_control+ep, as install.sh does.
 func capabilityCopy(t *testing.T, exe string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "auditplugin-setcap-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	capExe := filepath.Join(dir, "audit.plugin")
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(capExe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	capExe := testkit.CopyForOthers(t, exe, "audit.plugin")
 	if out, err := exec.Command("setcap", "cap_audit_control+ep", capExe).CombinedOutput(); err != nil {
 		t.Skipf("setcap on %s: %v: %s", capExe, err, out)
 	}
