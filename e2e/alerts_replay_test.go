@@ -100,7 +100,7 @@ func writePanicReplay(t *testing.T, dir string) string {
 // The same steady growth drives linux_audit_time_to_overflow: WARNING (under
 // 10 minutes), CRITICAL (under 1 minute), CLEAR once it stops growing.
 func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	t.Parallel()
 	if st, err := kerneltest.ReadStatus(); err == nil {
 		if st.Failure == 2 {

@@ -377,7 +377,7 @@ func waitQuiet(t *testing.T, n *netdatatest.Netdata, names []string, timeout tim
 // dashboard. An agent that cannot run here (2.11 not installed outside CI)
 // is skipped with its reason.
 func TestIntegrationAlertsKernelOverflow(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
 	if st, err := kerneltest.ReadStatus(); err != nil {
@@ -658,7 +658,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 // file and /api/v1/alarms shows each alert's summary. (That the alerts also
 // work on both is TestIntegrationAlertsKernelOverflow.)
 func TestIntegrationAlertSummaries(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	t.Parallel()
 	for _, a := range netdatatest.Agents {
 		t.Run(a.Name, func(t *testing.T) {

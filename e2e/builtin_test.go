@@ -87,7 +87,7 @@ func statsOf(d *netdatatest.Data, dim string) (chartStats, error) {
 // side is recorded (gaps, values, when its alerts rise), not asserted; the
 // log's table is the README's.
 func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	netdatatest.Agent2.Require(t)
 	t.Parallel()

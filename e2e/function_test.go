@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,67 +24,15 @@ import (
 // 2.11 (from ../shared/netdata-2.11, installed into /opt/netdata2 when
 // missing) and Debian's 1.37.
 
-const nd2Prefix = "/opt/netdata2"
-
-// nd2 is a throwaway Netdata 2.11 started with its ndlab2.sh.
-type nd2 struct {
-	URL, PID, Dir, LogDir string
-}
-
-// startND2 runs ndlab2.sh with the plugins of dir (as user netdata) and
-// extra netdata.conf text; t.Cleanup stops it with stop2.sh.
-func startND2(t *testing.T, dir, extraConf string) *nd2 {
+// startND2 runs a Netdata 2.11 with the plugins of dir (as user netdata)
+// and extra netdata.conf text; t.Cleanup stops it.
+func startND2(t *testing.T, dir, extraConf string) *netdatatest.Lab2 {
 	t.Helper()
 	netdatatest.Agent2.Require(t) // installs 2.11 from ../shared when missing
 	if err := netdatatest.OpenForOthers(dir); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(nd2Prefix, "ndlab2.sh"), "-p", dir, "-u", "netdata")
-	cmd.Env = append(os.Environ(), "ND_EXTRA_CONF="+extraConf)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	vars := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			vars[k] = v
-		}
-	}
-	n := &nd2{URL: vars["ND_URL"], PID: vars["ND_PID"], Dir: vars["ND_WORKDIR"], LogDir: vars["ND_LOGDIR"]}
-	if n.PID != "" && n.Dir != "" {
-		t.Cleanup(func() { n.stop(t) })
-	}
-	if err != nil {
-		t.Fatalf("ndlab2.sh: %v\n%s%s", err, out, stderr.String())
-	}
-	return n
-}
-
-func (n *nd2) stop(t *testing.T) {
-	if n.Dir == "" {
-		return
-	}
-	if t.Failed() {
-		t.Logf("collector.log:\n%s", lastLines(n.log("collector.log"), 30))
-	}
-	out, err := exec.Command(filepath.Join(nd2Prefix, "stop2.sh"), n.PID, n.Dir).CombinedOutput()
-	if err != nil {
-		t.Errorf("stop2.sh: %v\n%s", err, out)
-	}
-	n.Dir = ""
-}
-
-func (n *nd2) log(name string) string {
-	b, _ := os.ReadFile(filepath.Join(n.LogDir, name))
-	return string(b)
-}
-
-func lastLines(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
+	return netdatatest.StartLab2(t, dir, extraConf)
 }
 
 // pluginPIDs returns the processes running the executable at path.
@@ -193,7 +140,7 @@ func checkKernelValues(t *testing.T, tb statusTable, st kerneltest.Status) {
 // 2.11's API, with one rule added to the real kernel, and checks the table
 // against the kernel; the charts keep coming meanwhile.
 func TestIntegrationND2StatusFunction(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	dir := pluginDir(t, "cap_audit_control+ep")
 	ruleDir, err := os.MkdirTemp("", "auditplugin-fn-")
@@ -255,8 +202,8 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 	if p := pluginPIDs(bin); len(p) != 1 || p[0] != pid {
 		t.Errorf("plugin processes %v, want still %d", p, pid)
 	}
-	if log := n.log("collector.log"); strings.Contains(log, "audit.plugin") && strings.Contains(log, "disconnected") {
-		t.Errorf("the plugin was disconnected:\n%s", lastLines(log, 20))
+	if log := n.Log("collector.log"); strings.Contains(log, "audit.plugin") && strings.Contains(log, "disconnected") {
+		t.Errorf("the plugin was disconnected:\n%s", netdatatest.Tail(log, 20))
 	}
 }
 
@@ -310,7 +257,7 @@ func silentUntil(start time.Time, every int64) time.Time {
 // cannot hold the plugin's exit. It takes 2 to 4 minutes (the first update
 // waits for a multiple of 180 s on the wall clock), in parallel with others.
 func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	t.Parallel()
 	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "") // -replay is only in the test build
 	if err != nil {
@@ -335,11 +282,11 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 	for time.Now().Before(until) {
 		if p := pluginPIDs(bin); len(p) != 1 || p[0] != pid {
 			t.Fatalf("after %v the plugin processes are %v, want still %d; collector.log:\n%s",
-				time.Since(started).Round(time.Second), p, pid, lastLines(n.log("collector.log"), 20))
+				time.Since(started).Round(time.Second), p, pid, netdatatest.Tail(n.Log("collector.log"), 20))
 		}
 		time.Sleep(time.Second)
 	}
-	for _, l := range strings.Split(n.log("collector.log")+n.log("daemon.log"), "\n") {
+	for _, l := range strings.Split(n.Log("collector.log")+n.Log("daemon.log"), "\n") {
 		if strings.Contains(l, "PD[audit]") && (strings.Contains(l, "disconnected") || strings.Contains(l, "timeout")) {
 			t.Fatalf("the plugin was disconnected: %s", l)
 		}
@@ -347,7 +294,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 	t.Logf("plugin %d still connected %v after it started, with update every %d", pid, time.Since(started).Round(time.Second), every)
 
 	// Stopping the agent ends the plugin.
-	agent, _ := strconv.Atoi(n.PID)
+	agent := n.PID
 	stopAt := time.Now()
 	if err := syscall.Kill(agent, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -359,7 +306,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("plugin gone %v after SIGTERM to the agent; its QUIT line in collector.log: %v",
-		time.Since(stopAt).Round(time.Millisecond), strings.Contains(n.log("collector.log"), "netdata said QUIT"))
+		time.Since(stopAt).Round(time.Millisecond), strings.Contains(n.Log("collector.log"), "netdata said QUIT"))
 }
 
 // TestIntegrationStatusFunction137 runs the plugin under Debian's Netdata
@@ -367,7 +314,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 // with three fields (unit-tested: TestFunctionCallFormats): the registration
 // must not break the plugin and the charts keep coming.
 func TestIntegrationStatusFunction137(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	dir := pluginDir(t, "cap_audit_control+ep")
 	ruleDir, err := os.MkdirTemp("", "auditplugin-fn-")

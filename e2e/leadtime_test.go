@@ -78,7 +78,7 @@ func leadCell(r fillResult) string {
 var linuxAuditAlerts = []string{alertUtil, alertPanic, alertLost, alertStall, alertTTO, alertDaemon, alertNow}
 
 func TestIntegrationLeadTime(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
 	n := netdatatest.Start(t, netdatatest.Options{PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t), RunAsNetdata: true})

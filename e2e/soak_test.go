@@ -120,7 +120,7 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 	if err != nil || dur < 2*time.Minute {
 		t.Fatalf("%s=%q: want a duration of at least 2m (e.g. 10m)", soakEnv, spec)
 	}
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < dur+soakTimeoutNeed {
 		t.Fatalf("go test -timeout leaves %v; the soak of %v needs at least %v: run go test -timeout %v (make soak does)",

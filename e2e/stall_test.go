@@ -52,7 +52,7 @@ type counterSample struct {
 }
 
 func TestIntegrationStallSeenLive(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
 	if st, err := kerneltest.ReadStatus(); err != nil {

@@ -35,7 +35,7 @@ const (
 //
 // It runs on each agent of the matrix (parent and child of the same version).
 func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	testkit.RequireTools(t, "bash", "setcap", "getcap", "go")
 	for _, a := range netdatatest.Agents {
 		t.Run(a.Name, func(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 // (TestIntegrationInstalledPluginInNetdata is the same on Debian's 1.37, with
 // upgrades.)
 func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	requireRoot(t)
 	testkit.RequireTools(t, "bash", "setcap", "getcap", "cp")
 	netdataIDs(t)

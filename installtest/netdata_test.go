@@ -30,7 +30,7 @@ import (
 // the new file once it exits; --uninstall leaves nothing behind.
 func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	requireDebianNetdata(t) // takes SystemLockFile first
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.Lock(t) // then the kernel lock: the plugin reads the real kernel
 	if bnd, ok := capBnd(); ok && bnd&(1<<30) == 0 {
 		t.Skipf("this test's capability bounding set (%x) lacks CAP_AUDIT_CONTROL: no file capability can work here", bnd)

@@ -172,7 +172,7 @@ func checkInstalled(t *testing.T, deb string) {
 // the file system as it was and dpkg knows nothing of the package.
 func TestIntegrationDebInNetdata137(t *testing.T) {
 	requireDebianMachine(t)
-	netdatatest.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	withDeb(t, true, func(t0 time.Time) {
 		// install.sh refuses to install over the package (dry run: it
 		// would change nothing even if it did not refuse).
@@ -332,7 +332,7 @@ func checkRunsAsNetdata(t *testing.T, pid int) {
 }
 
 // agentAPI is what the checks ask an agent: netdatatest.Host for the harness's
-// 1.37, nd2Agent for a 2.11 started with ndlab2.sh.
+// 1.37, netdatatest.Lab2 for a 2.11 started with ndlab2.sh.
 type agentAPI interface {
 	Charts() (map[string]netdatatest.Chart, error)
 	Data(chart string, afterSec int) (*netdatatest.Data, error)

@@ -13,7 +13,7 @@ import (
 
 // Netdata2Binary is Netdata 2.11's executable, installed from
 // ../shared/netdata-2.11/ by .ci/netdata2.sh (Debian 12 packages only 1.37).
-const Netdata2Binary = "/opt/netdata2/usr/sbin/netdata"
+const Netdata2Binary = Netdata2Prefix + "/usr/sbin/netdata"
 
 // Agent is one Netdata of the test matrix.
 type Agent struct {
@@ -31,13 +31,13 @@ var Agents = []Agent{
 // Agent2 is the matrix's Netdata 2.11.
 var Agent2 = Agents[1]
 
-// Require skips t when the agent cannot run here (see SkipIfUnavailable);
+// Require skips t when the agent cannot run here (see RequireNetdata);
 // for 2.11 it first installs it when missing (.ci/netdata2.sh): it skips,
 // saying why, when ../shared/netdata-2.11 is not beside the repository, and
 // fails when that happens under CI=true or the install fails.
 func (a Agent) Require(t testing.TB) {
 	t.Helper()
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	if a.Binary == Netdata2Binary {
 		RequireNetdata2(t)
 	}

@@ -135,8 +135,8 @@ func Available() error {
 	return nil
 }
 
-// SkipIfUnavailable skips the test when Available reports a problem.
-func SkipIfUnavailable(t testing.TB) {
+// RequireNetdata skips the test when Available reports a problem.
+func RequireNetdata(t testing.TB) {
 	t.Helper()
 	testkit.SkipShort(t, "Netdata integration tests start a real Netdata")
 	if err := Available(); err != nil {

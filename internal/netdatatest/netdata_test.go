@@ -91,7 +91,7 @@ func (f *fixture) set(t *testing.T, v int) {
 }
 
 func TestIntegrationNetdataPluginChart(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	for _, a := range Agents {
 		t.Run(a.Name, func(t *testing.T) { testPluginChart(t, a) })
@@ -160,7 +160,7 @@ func testPluginChart(t *testing.T, a Agent) {
 }
 
 func TestIntegrationNetdataHealthAlert(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	f := newFixture(t, 5)
 	n := Start(t, Options{PluginsDir: f.plugins, HealthDir: f.health, RunAsNetdata: true})
@@ -224,7 +224,7 @@ func TestIntegrationNetdataHealthAlert(t *testing.T) {
 }
 
 func TestIntegrationNetdataHealthConfigErrors(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	health := filepath.Join(t.TempDir(), "health.d")
 	if err := os.Mkdir(health, 0o755); err != nil {
@@ -264,7 +264,7 @@ func TestIntegrationNetdataHealthConfigErrors(t *testing.T) {
 }
 
 func TestIntegrationNetdataStreaming(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	f := newFixture(t, 5)
 	key := NewAPIKey()
@@ -352,7 +352,7 @@ done
 `
 
 func TestIntegrationNetdataStopKillsLeftovers(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	plugins := filepath.Join(t.TempDir(), "plugins.d")
 	if err := os.Mkdir(plugins, 0o755); err != nil {
