@@ -380,11 +380,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
+	kerneltest.RequireWaitTimeActual(t)
 	plugins, health := pluginDir(t, "cap_audit_control+ep"), shippedHealthDir(t)
 	var agents []*netdatatest.Netdata
 	for _, a := range netdatatest.Agents {

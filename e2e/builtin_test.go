@@ -91,11 +91,7 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 	kerneltest.RequireRoot(t)
 	netdatatest.Agent2.Require(t)
 	t.Parallel()
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
+	kerneltest.RequireWaitTimeActual(t)
 	hz, _, err := netlink.KernelHZ()
 	if err != nil {
 		t.Skipf("skipping: %v", err)

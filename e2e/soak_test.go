@@ -126,11 +126,7 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 		t.Fatalf("go test -timeout leaves %v; the soak of %v needs at least %v: run go test -timeout %v (make soak does)",
 			time.Until(dl).Round(time.Second), dur, dur+soakTimeoutNeed, dur+soakTimeoutNeed+time.Minute)
 	}
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
+	kerneltest.RequireWaitTimeActual(t)
 	bin := testkit.BuildPlugin(t)
 	plugins, err := netdatatest.PluginDir(t, bin, "cap_audit_control+ep")
 	if errors.Is(err, netdatatest.ErrNoSetcap) {
