@@ -15,10 +15,10 @@ GO_TEST := go test -race -count=1 -tags $(TEST_TAGS)
 FUZZTIME ?= 10s
 SOAK_MINUTES ?= 10
 
-.PHONY: help build test test-deps unit lint fuzz bench soak leadtime-long install uninstall deb rpm clean
+.PHONY: help build test test-deps unit lint fuzz bench soak leadtime-long restore install uninstall deb rpm clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build ./audit.plugin (static, version from git)
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BINARY) ./plugin
@@ -31,7 +31,7 @@ test: test-deps lint build ## install test dependencies and run every test
 	$(GO_TEST) -p 1 -timeout 75m ./...
 	$(MAKE) --no-print-directory fuzz
 
-test-deps: ## install what the tests need (Debian packages), if missing
+test-deps: ## install what the tests need (Debian packages, Netdata 2.11 from ../shared), if missing
 	@./.ci/deps.sh
 
 unit: ## only the fast tests that need no root, kernel or Netdata
@@ -59,6 +59,8 @@ soak: ## the plugin under a real Netdata, a real overflow every 30 s, for SOAK_M
 leadtime-long: ## the lead-time tests plus a 10-minute fill (root): about 25 minutes
 	AUDITPLUGIN_LEADTIME_LONG=1 go test -count=1 -run '^TestIntegrationLeadTime$$' -timeout 45m -v ./e2e/
 
+restore: ## put back the audit settings a killed kernel test left changed (root; cmd/audit-restore)
+	go run ./cmd/audit-restore
 
 # Packages (packaging/nfpm.yaml). nfpm runs at a pinned version through
 # `go run pkg@version`: it stays out of go.mod, so the plugin's module graph
@@ -93,6 +95,6 @@ install: ## build as install.sh does (no git, no repository configuration run as
 uninstall: ## remove what install put there (root)
 	./install.sh --uninstall
 
-clean:
+clean: ## remove ./audit.plugin and build/
 	rm -f $(BINARY)
 	rm -rf build

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/internal/benchkit"
 	"auditplugin/netlink"
 
 	libaudit "github.com/elastic/go-libaudit/v2"
@@ -20,7 +21,7 @@ const queryTimeout = time.Second
 func measure(b *testing.B, children bool, op func() error) {
 	b.Helper()
 	lat := make([]time.Duration, 0, 4096)
-	cpu0 := CPUTime(children)
+	cpu0 := benchkit.CPUTime(children)
 	for b.Loop() {
 		start := time.Now()
 		if err := op(); err != nil {
@@ -28,12 +29,12 @@ func measure(b *testing.B, children bool, op func() error) {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	Report(b, lat, CPUTime(children)-cpu0)
+	benchkit.Report(b, lat, benchkit.CPUTime(children)-cpu0)
 }
 
 // BenchmarkStatusRaw is the baseline: a raw AUDIT_GET round trip.
 func BenchmarkStatusRaw(b *testing.B) {
-	LockQuiet(b)
+	benchkit.LockQuiet(b)
 	c, err := DialRaw()
 	if err != nil {
 		b.Skipf("raw audit socket: %v", err)
@@ -45,7 +46,7 @@ func BenchmarkStatusRaw(b *testing.B) {
 // BenchmarkStatusOurs is netlink.Client.Status as the sampler calls it: a
 // context with a deadline per query, the send on a goroutine of its own.
 func BenchmarkStatusOurs(b *testing.B) {
-	LockQuiet(b)
+	benchkit.LockQuiet(b)
 	c, err := netlink.Open(nil)
 	if err != nil {
 		b.Skipf("netlink.Open: %v", err)
@@ -62,7 +63,7 @@ func BenchmarkStatusOurs(b *testing.B) {
 // BenchmarkStatusLibaudit is go-libaudit's AuditClient.GetStatus: it polls
 // with non-blocking receives and sleeps 50 ms whenever the reply is late.
 func BenchmarkStatusLibaudit(b *testing.B) {
-	LockQuiet(b)
+	benchkit.LockQuiet(b)
 	c, err := libaudit.NewAuditClient(nil)
 	if err != nil {
 		b.Skipf("go-libaudit: %v", err)
@@ -104,6 +105,6 @@ func BenchmarkStatusAuditctl(b *testing.B) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Skipf("%s does not run here: %v: %s", path, err, out)
 	}
-	LockQuiet(b)
+	benchkit.LockQuiet(b)
 	measure(b, true, run)
 }

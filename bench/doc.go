@@ -8,6 +8,8 @@
 // table with ratios against the baselines of the same run. The benchmarks
 // need root and the real kernel; they skip with the reason otherwise.
 //
-// raw.go and measure.go hold the helpers; the benchmarks are in
+// raw.go and measure.go hold the helpers (the kernel lock, CPU time and
+// the report it shares with package plugin's benchmarks are in
+// internal/benchkit); the benchmarks are in
 // bench_test.go (queries) and plugin_test.go (the whole plugin).
 package bench

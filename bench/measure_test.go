@@ -5,16 +5,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestProcReaders(t *testing.T) {
-	start := CPUTime(false)
-	for deadline := time.Now().Add(30 * time.Millisecond); time.Now().Before(deadline); {
-	}
-	if used := CPUTime(false) - start; used < 10*time.Millisecond {
-		t.Errorf("CPUTime grew by %v during a 30 ms busy loop", used)
-	}
 	ticks, onCPU, err := ProcCPU(os.Getpid())
 	if err != nil || ticks < 0 || onCPU <= 0 {
 		t.Errorf("ProcCPU(self) = %d ticks, %v, %v", ticks, onCPU, err)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"auditplugin/internal/benchkit"
 )
 
 // Defaults of the whole-plugin benchmark; BENCH_PLUGIN_SECONDS and
@@ -177,7 +179,7 @@ func BenchmarkPlugin(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	LockQuiet(b)
+	benchkit.LockQuiet(b)
 
 	// Updates are aligned to whole seconds of the clock: each start is at a
 	// random phase of the second, and late is how long after its whole

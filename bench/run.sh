@@ -101,7 +101,7 @@ if [ "$(id -u)" -eq 0 ]; then
   for attempt in 1 2 3; do
     [ -e "$RECOVERY" ] || break
     flock -u 9
-    go run ./netlink/kerneltest/cmd/audit-restore >&2 || note "audit-restore failed (attempt $attempt)"
+    go run ./cmd/audit-restore >&2 || note "audit-restore failed (attempt $attempt)"
     acquire
   done
   if [ -e "$RECOVERY" ]; then

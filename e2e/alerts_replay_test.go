@@ -1,14 +1,16 @@
 package e2e
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"auditplugin/internal/kerneltest"
 	"auditplugin/netlink"
-	"auditplugin/netlink/kerneltest"
 )
 
 // replayStep is the plugin's default -sample-interval: it takes one
@@ -98,7 +100,7 @@ func writePanicReplay(t *testing.T, dir string) string {
 // The same steady growth drives linux_audit_time_to_overflow: WARNING (under
 // 10 minutes), CRITICAL (under 1 minute), CLEAR once it stops growing.
 func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	t.Parallel()
 	if st, err := kerneltest.ReadStatus(); err == nil {
 		if st.Failure == 2 {
@@ -108,12 +110,12 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 	}
 	// A test build with -replay (build tag replay), no capability: it
 	// cannot read the kernel.
-	dir, err := PluginDir(t, BuildPlugin(t, "replay"), "")
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	replay := writePanicReplay(t, dir)
-	n := Start(t, Options{
+	n := netdatatest.Start(t, netdatatest.Options{
 		PluginsDir:    dir,
 		HealthDir:     shippedHealthDir(t),
 		RunAsNetdata:  true,
@@ -131,7 +133,7 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 
 	// Failure mode 2 with the backlog at 1 %: every alert's first evaluation
 	// is CLEAR.
-	first := map[string]AlarmLogEntry{}
+	first := map[string]netdatatest.AlarmLogEntry{}
 	for _, name := range []string{alertPanic, alertUtil, alertLost, alertStall, alertTTO, alertDaemon} {
 		e := waitLog(t, h, name, 0, replayQuiet*time.Second+alertEvery+20*time.Second, "CLEAR", "WARNING", "CRITICAL")
 		if e.Status != "CLEAR" {
@@ -149,12 +151,12 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 	ttoWarn := waitLog(t, h, alertTTO, first[alertTTO].UniqueID, rampWait, "WARNING", "CRITICAL")
 	ttoCrit := waitLog(t, h, alertTTO, ttoWarn.UniqueID, rampWait, "CRITICAL")
 	lostWarn := waitLog(t, h, alertLost, first[alertLost].UniqueID, rampWait, "WARNING", "CRITICAL")
-	raised := []AlarmLogEntry{panicWarn, panicCrit, utilWarn, utilCrit, ttoWarn, ttoCrit, lostWarn}
+	raised := []netdatatest.AlarmLogEntry{panicWarn, panicCrit, utilWarn, utilCrit, ttoWarn, ttoCrit, lostWarn}
 	for _, e := range raised {
 		t.Logf("%s: %s %s->%s %s (%ds after the first evaluation)", elapsed(), e.Name, e.OldStatus, e.Status, e.ValueString, e.When-first[alertPanic].When)
 	}
 
-	expect := func(ok bool, e AlarmLogEntry, want string) {
+	expect := func(ok bool, e netdatatest.AlarmLogEntry, want string) {
 		t.Helper()
 		if !ok {
 			t.Errorf("%s %s->%s at %s: want %s", e.Name, e.OldStatus, e.Status, e.ValueString, want)
@@ -179,8 +181,8 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 	// Low again: CLEAR once the window forgot the full backlog; the CLEAR is
 	// notified a minute later.
 	clearWait := alertWindow + 2*alertEvery + 30*time.Second
-	var clears []AlarmLogEntry
-	for _, last := range []AlarmLogEntry{panicCrit, utilCrit, ttoCrit, lostWarn} {
+	var clears []netdatatest.AlarmLogEntry
+	for _, last := range []netdatatest.AlarmLogEntry{panicCrit, utilCrit, ttoCrit, lostWarn} {
 		c := waitLog(t, h, last.Name, last.UniqueID, clearWait, "CLEAR")
 		t.Logf("%s: %s CLEAR (%s) %ds after %s", elapsed(), c.Name, c.ValueString, c.When-last.When, last.Status)
 		clears = append(clears, c)
@@ -198,7 +200,7 @@ func TestIntegrationAlertsPanicModeReplay(t *testing.T) {
 	for _, name := range []string{alertDaemon, alertStall} {
 		for _, e := range entriesOf(log, name) {
 			if e.Status != "CLEAR" && e.Status != "UNINITIALIZED" {
-				t.Errorf("%s raised: %s", name, describeLog([]AlarmLogEntry{e}))
+				t.Errorf("%s raised: %s", name, describeLog([]netdatatest.AlarmLogEntry{e}))
 			}
 		}
 	}

@@ -25,6 +25,8 @@ package e2e
 //     is not notified again.
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"errors"
 	"fmt"
 	"math"
@@ -34,7 +36,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // The alerts of health.d/audit.conf and the chart each is on.
@@ -71,7 +73,7 @@ const (
 // for byte, under the name install.sh gives it.
 func shippedHealthDir(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(ModuleRoot(t), "health.d", "audit.conf"))
+	b, err := os.ReadFile(filepath.Join(testkit.Root(t), "health.d", "audit.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +91,8 @@ func shippedHealthDir(t *testing.T) string {
 // (or none); it skips when setcap is missing.
 func pluginDir(t *testing.T, capability string) string {
 	t.Helper()
-	dir, err := PluginDir(t, BuildPlugin(t), capability)
-	if errors.Is(err, ErrNoSetcap) {
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t), capability)
+	if errors.Is(err, netdatatest.ErrNoSetcap) {
 		t.Skipf("skipping: %v", err)
 	}
 	if err != nil {
@@ -101,7 +103,7 @@ func pluginDir(t *testing.T, capability string) string {
 
 // waitLog waits for an alarm log entry of alert name, with unique_id >
 // after, in one of statuses, and returns the oldest such entry.
-func waitLog(t *testing.T, h *Host, name string, after int64, timeout time.Duration, statuses ...string) AlarmLogEntry {
+func waitLog(t *testing.T, h *netdatatest.Host, name string, after int64, timeout time.Duration, statuses ...string) netdatatest.AlarmLogEntry {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -117,13 +119,13 @@ func waitLog(t *testing.T, h *Host, name string, after int64, timeout time.Durat
 			t.Fatalf("alert %s: no transition to %v after id %d within %v; its log: %s (err %v)",
 				name, statuses, after, timeout, describeLog(entriesOf(log, name)), err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
 // waitCurrent waits until alert name's current status (/api/v1/alarms) is
 // one of statuses.
-func waitCurrent(t *testing.T, h *Host, name string, timeout time.Duration, statuses ...string) Alarm {
+func waitCurrent(t *testing.T, h *netdatatest.Host, name string, timeout time.Duration, statuses ...string) netdatatest.Alarm {
 	t.Helper()
 	return waitAlarm(t, h, alertChart[name]+"."+name, timeout, statuses...)
 }
@@ -132,7 +134,7 @@ func waitCurrent(t *testing.T, h *Host, name string, timeout time.Duration, stat
 // of statuses. Waiting for CLEAR, WARNING or CRITICAL waits for the first
 // evaluation on both versions (2.x's alarm log has no UNINITIALIZED->CLEAR;
 // see Host.AlarmLog).
-func waitAlarm(t *testing.T, h *Host, key string, timeout time.Duration, statuses ...string) Alarm {
+func waitAlarm(t *testing.T, h *netdatatest.Host, key string, timeout time.Duration, statuses ...string) netdatatest.Alarm {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -144,12 +146,12 @@ func waitAlarm(t *testing.T, h *Host, key string, timeout time.Duration, statuse
 		if time.Now().After(deadline) {
 			t.Fatalf("alert %s: status %q (present %v, err %v), want one of %v within %v", key, a.Status, ok, err, statuses, timeout)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
 // latestID is the newest alarm log unique_id: a cursor meaning "from now on".
-func latestID(t *testing.T, h *Host) int64 {
+func latestID(t *testing.T, h *netdatatest.Host) int64 {
 	t.Helper()
 	_, id, err := h.Alarms()
 	if err != nil {
@@ -160,7 +162,7 @@ func latestID(t *testing.T, h *Host) int64 {
 
 // lastEntry is the newest log entry of alert name in status, or fails after
 // 10 s (on 2.x the entry is the notification, a moment after the change).
-func lastEntry(t *testing.T, h *Host, name, status string) AlarmLogEntry {
+func lastEntry(t *testing.T, h *netdatatest.Host, name, status string) netdatatest.AlarmLogEntry {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -176,13 +178,13 @@ func lastEntry(t *testing.T, h *Host, name, status string) AlarmLogEntry {
 		if time.Now().After(deadline) {
 			t.Fatalf("alert %s: no %s entry in %s", name, status, describeLog(entriesOf(log, name)))
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
 // waitNotified waits until the recorder received the notification of alarm
 // log entry e, and checks what the shipped file puts in it.
-func waitNotified(t *testing.T, n *Netdata, e AlarmLogEntry, timeout time.Duration) Notification {
+func waitNotified(t *testing.T, n *netdatatest.Netdata, e netdatatest.AlarmLogEntry, timeout time.Duration) netdatatest.Notification {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -200,7 +202,7 @@ func waitNotified(t *testing.T, n *Netdata, e AlarmLogEntry, timeout time.Durati
 			t.Fatalf("no notification for %s %s->%s (unique_id %d) within %v; notifications: %s",
 				e.Name, e.OldStatus, e.Status, e.UniqueID, timeout, describeNotifications(n.Notifications()))
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
@@ -213,8 +215,8 @@ func hasString(list []string, s string) bool {
 	return false
 }
 
-func entriesOf(log []AlarmLogEntry, name string) []AlarmLogEntry {
-	var out []AlarmLogEntry
+func entriesOf(log []netdatatest.AlarmLogEntry, name string) []netdatatest.AlarmLogEntry {
+	var out []netdatatest.AlarmLogEntry
 	for _, e := range log {
 		if e.Name == name {
 			out = append(out, e)
@@ -223,7 +225,7 @@ func entriesOf(log []AlarmLogEntry, name string) []AlarmLogEntry {
 	return out
 }
 
-func describeLog(log []AlarmLogEntry) string {
+func describeLog(log []netdatatest.AlarmLogEntry) string {
 	var b strings.Builder
 	for _, e := range log {
 		fmt.Fprintf(&b, "[%d %s %s->%s %s at %s] ", e.UniqueID, e.Name, e.OldStatus, e.Status, e.ValueString,
@@ -232,7 +234,7 @@ func describeLog(log []AlarmLogEntry) string {
 	return b.String()
 }
 
-func describeNotifications(ns []Notification) string {
+func describeNotifications(ns []netdatatest.Notification) string {
 	var b strings.Builder
 	for _, x := range ns {
 		fmt.Fprintf(&b, "[%d %s %s->%s %s] ", x.UniqueID, x.Name, x.OldStatus, x.Status, x.ValueString)
@@ -240,7 +242,7 @@ func describeNotifications(ns []Notification) string {
 	return b.String()
 }
 
-func entryValue(e AlarmLogEntry) float64 {
+func entryValue(e netdatatest.AlarmLogEntry) float64 {
 	if e.Value == nil {
 		return math.NaN()
 	}
@@ -252,7 +254,7 @@ func entryValue(e AlarmLogEntry) float64 {
 // the `summary` key of every alert and logs "... has unknown key 'summary'"
 // for each (it still loads the alert); any other message fails, and so does
 // that one on 2.x.
-func checkNoHealthErrors(t *testing.T, n *Netdata) {
+func checkNoHealthErrors(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	summaryOnly := func(l string) bool {
 		return n.Major < 2 && strings.Contains(l, "linux_audit.conf") && strings.HasSuffix(strings.TrimRight(l, `"`), "has unknown key 'summary'.")
@@ -272,7 +274,7 @@ func checkNoHealthErrors(t *testing.T, n *Netdata) {
 // shippedSummaries maps each alert of health.d/audit.conf to its summary.
 func shippedSummaries(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(ModuleRoot(t), "health.d", "audit.conf"))
+	b, err := os.ReadFile(filepath.Join(testkit.Root(t), "health.d", "audit.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +296,7 @@ func shippedSummaries(t *testing.T) map[string]string {
 // checkSummaries checks that every alert of the shipped file is loaded
 // (1.37 too, despite the unknown `summary` key) and, on 2.x, that
 // /api/v1/alarms shows its summary.
-func checkSummaries(t *testing.T, n *Netdata) {
+func checkSummaries(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	alarms, _, err := n.Alarms()
 	if err != nil {
@@ -317,12 +319,12 @@ func checkSummaries(t *testing.T, n *Netdata) {
 
 // waitQuiet waits until each alert's current status is CLEAR and its last
 // notification, if any, was a CLEAR.
-func waitQuiet(t *testing.T, n *Netdata, names []string, timeout time.Duration) {
+func waitQuiet(t *testing.T, n *netdatatest.Netdata, names []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		alarms, _, err := n.Alarms()
-		last := map[string]Notification{}
+		last := map[string]netdatatest.Notification{}
 		for _, x := range n.Notifications() {
 			if x.UniqueID > last[x.Name].UniqueID {
 				last[x.Name] = x
@@ -342,7 +344,7 @@ func waitQuiet(t *testing.T, n *Netdata, names []string, timeout time.Duration) 
 		if time.Now().After(deadline) {
 			t.Fatalf("alerts not quiet within %v: %v (err %v)", timeout, loud, err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
@@ -375,32 +377,28 @@ func waitQuiet(t *testing.T, n *Netdata, names []string, timeout time.Duration) 
 // dashboard. An agent that cannot run here (2.11 not installed outside CI)
 // is skipped with its reason.
 func TestIntegrationAlertsKernelOverflow(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
+	kerneltest.RequireWaitTimeActual(t)
 	plugins, health := pluginDir(t, "cap_audit_control+ep"), shippedHealthDir(t)
-	var agents []*Netdata
-	for _, a := range Agents {
+	var agents []*netdatatest.Netdata
+	for _, a := range netdatatest.Agents {
 		runs := false
 		t.Run("start/"+a.Name, func(t *testing.T) { a.Require(t); runs = true })
 		if runs {
-			agents = append(agents, Start(t, Options{Binary: a.Binary, PluginsDir: plugins, HealthDir: health, RunAsNetdata: true}))
+			agents = append(agents, netdatatest.Start(t, netdatatest.Options{Binary: a.Binary, PluginsDir: plugins, HealthDir: health, RunAsNetdata: true}))
 		}
 	}
 	if len(agents) == 0 {
 		t.Skip("no agent can run here")
 	}
-	name := func(n *Netdata) string {
+	name := func(n *netdatatest.Netdata) string {
 		return "netdata-" + strings.Join(strings.SplitN(strings.TrimPrefix(n.Version, "v"), ".", 3)[:2], ".")
 	}
 	// each runs check as subtests PHASE/netdata-X.Y, one per agent, and
 	// stops the test if one failed.
-	each := func(t *testing.T, phase string, check func(t *testing.T, n *Netdata)) {
+	each := func(t *testing.T, phase string, check func(t *testing.T, n *netdatatest.Netdata)) {
 		t.Helper()
 		ok := t.Run(phase, func(t *testing.T) {
 			for _, n := range agents {
@@ -415,7 +413,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 	elapsed := func() string { return time.Since(start).Round(time.Second).String() }
 
 	// The plugin's charts appear, with data read from the kernel.
-	each(t, "charts", func(t *testing.T, n *Netdata) {
+	each(t, "charts", func(t *testing.T, n *netdatatest.Netdata) {
 		for _, id := range []string{"linux_audit.backlog_utilization", "linux_audit.backlog", "linux_audit.lost",
 			"linux_audit.backlog_wait_stall", "linux_audit.enabled", "linux_audit.failure_mode", "linux_audit.daemon"} {
 			n.WaitChart(t, id, 30*time.Second)
@@ -433,17 +431,17 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 	})
 
 	// Every alert's first evaluation, after a full minute.
-	each(t, "evaluated", func(t *testing.T, n *Netdata) {
+	each(t, "evaluated", func(t *testing.T, n *netdatatest.Netdata) {
 		for _, name := range []string{alertUtil, alertPanic, alertLost, alertStall, alertTTO, alertDaemon} {
 			waitCurrent(t, &n.Host, name, alertWindow+alertEvery+30*time.Second, "CLEAR", "WARNING", "CRITICAL")
 		}
 		t.Logf("%s: every alert evaluated", elapsed())
 	})
 
-	raised := map[*Netdata]map[string]AlarmLogEntry{}
-	clears := map[*Netdata]map[string]AlarmLogEntry{}
+	raised := map[*netdatatest.Netdata]map[string]netdatatest.AlarmLogEntry{}
+	clears := map[*netdatatest.Netdata]map[string]netdatatest.AlarmLogEntry{}
 	for _, n := range agents {
-		raised[n], clears[n] = map[string]AlarmLogEntry{}, map[string]AlarmLogEntry{}
+		raised[n], clears[n] = map[string]netdatatest.AlarmLogEntry{}, map[string]netdatatest.AlarmLogEntry{}
 	}
 	ok := t.Run("kernel", func(t *testing.T) {
 		// Audit on, 1,000-record backlog, no wait, no daemon registered;
@@ -451,7 +449,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 		k := kerneltest.Setup(t, kerneltest.OverflowSettings())
 		held := time.Now()
 		t.Logf("%s: kernel held: audit enabled, backlog_limit 1000, backlog_wait_time 0, no audit daemon", elapsed())
-		each(t, "kernel values", func(t *testing.T, n *Netdata) {
+		each(t, "kernel values", func(t *testing.T, n *netdatatest.Netdata) {
 			for chart, want := range map[string]map[string]float64{
 				"linux_audit.enabled":       {"enabled": 1},
 				"linux_audit.backlog_limit": {"limit": 1000},
@@ -472,7 +470,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 						if time.Now().After(deadline) {
 							t.Fatalf("%s %s = %v (%v, err %v), want %v from the kernel", chart, dim, got, ok, err, v)
 						}
-						time.Sleep(pollInterval)
+						time.Sleep(netdatatest.PollInterval)
 					}
 				}
 			}
@@ -481,8 +479,8 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 		// Enabled with no daemon running during the last minute (no daemon
 		// was, unless the previous holder of the kernel registered one).
 		warnAt := time.Now()
-		daemonWarn := map[*Netdata]AlarmLogEntry{}
-		each(t, "daemon missing", func(t *testing.T, n *Netdata) {
+		daemonWarn := map[*netdatatest.Netdata]netdatatest.AlarmLogEntry{}
+		each(t, "daemon missing", func(t *testing.T, n *netdatatest.Netdata) {
 			waitCurrent(t, &n.Host, alertDaemon, alertWindow+2*alertEvery, "WARNING")
 			daemonWarn[n] = lastEntry(t, &n.Host, alertDaemon, "WARNING")
 			t.Logf("%s: %s %s->WARNING (%s) %v after audit was enabled", elapsed(), alertDaemon, daemonWarn[n].OldStatus,
@@ -493,9 +491,9 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 		// when the sleeper wakes, so the previous holder's stalls may even
 		// arrive now), and its CLEAR notified a minute later. Netdata does
 		// not notify the status it notified last, and our raise must be.
-		cursor := map[*Netdata]int64{}
+		cursor := map[*netdatatest.Netdata]int64{}
 		quietBy := time.Now().Add(alertWindow + 2*alertEvery + clearNotifyWait + alertEvery + 10*time.Second)
-		each(t, "quiet", func(t *testing.T, n *Netdata) {
+		each(t, "quiet", func(t *testing.T, n *netdatatest.Netdata) {
 			waitQuiet(t, n, []string{alertUtil, alertPanic, alertLost, alertStall, alertTTO}, time.Until(quietBy))
 			cursor[n] = latestID(t, &n.Host)
 		})
@@ -532,7 +530,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 
 		// Raised within an evaluation or two; CRITICAL: the peak was 100 %.
 		wait := 2*alertEvery + 20*time.Second
-		each(t, "raised", func(t *testing.T, n *Netdata) {
+		each(t, "raised", func(t *testing.T, n *netdatatest.Netdata) {
 			h := &n.Host
 			raised[n][alertUtil] = waitLog(t, h, alertUtil, cursor[n], wait, "CRITICAL")
 			raised[n][alertLost] = waitLog(t, h, alertLost, cursor[n], wait, "WARNING", "CRITICAL")
@@ -547,7 +545,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 				t.Errorf("%s CRITICAL at %v%%", alertUtil, v)
 			}
 			// Notified at once (no up delay), the daemon's CLEAR too.
-			for _, e := range []AlarmLogEntry{daemonWarn[n], raised[n][alertUtil], raised[n][alertLost], raised[n][alertStall], daemonClear} {
+			for _, e := range []netdatatest.AlarmLogEntry{daemonWarn[n], raised[n][alertUtil], raised[n][alertLost], raised[n][alertStall], daemonClear} {
 				waitNotified(t, n, e, 30*time.Second)
 			}
 			// Failure mode 1 at 100 %: the panic-mode alert stays CLEAR.
@@ -563,7 +561,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 		// cannot deliver out of it): CLEAR once the high values left the
 		// one-minute windows. (2.x: the current status here, its log entry
 		// with the notification a minute later, below.)
-		each(t, "clear", func(t *testing.T, n *Netdata) {
+		each(t, "clear", func(t *testing.T, n *netdatatest.Netdata) {
 			h := &n.Host
 			for _, name := range []string{alertUtil, alertLost, alertStall} {
 				if n.Major >= 2 {
@@ -593,7 +591,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 	// Each CLEAR is notified a minute after it happened, unless the alert
 	// changed again meanwhile (Netdata then drops the delayed notification):
 	// the kernel is no longer held, and another test may overflow it.
-	each(t, "clear notified", func(t *testing.T, n *Netdata) {
+	each(t, "clear notified", func(t *testing.T, n *netdatatest.Netdata) {
 		h := &n.Host
 		for _, name := range []string{alertUtil, alertLost, alertStall} {
 			c := clears[n][name]
@@ -636,7 +634,7 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("no notification of %s's CLEAR (unique_id %d); notifications: %s", name, c.UniqueID, describeNotifications(n.Notifications()))
 				}
-				time.Sleep(pollInterval)
+				time.Sleep(netdatatest.PollInterval)
 			}
 		}
 		log, err := h.AlarmLog(0)
@@ -656,12 +654,12 @@ func TestIntegrationAlertsKernelOverflow(t *testing.T) {
 // file and /api/v1/alarms shows each alert's summary. (That the alerts also
 // work on both is TestIntegrationAlertsKernelOverflow.)
 func TestIntegrationAlertSummaries(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	t.Parallel()
-	for _, a := range Agents {
+	for _, a := range netdatatest.Agents {
 		t.Run(a.Name, func(t *testing.T) {
 			a.Require(t)
-			n := Start(t, Options{Binary: a.Binary, PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t), RunAsNetdata: true})
+			n := netdatatest.Start(t, netdatatest.Options{Binary: a.Binary, PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t), RunAsNetdata: true})
 			// Alerts attach to their charts once those exist (time to
 			// overflow has no data while the backlog is not growing).
 			for name := range alertChart {

@@ -6,14 +6,15 @@ package e2e
 // and the coexistence step that silences one side's alert.
 
 import (
+	"auditplugin/internal/netdatatest"
 	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"auditplugin/internal/kerneltest"
 	"auditplugin/netlink"
-	"auditplugin/netlink/kerneltest"
 )
 
 // silenceBuiltinLost is the coexistence step the README documents: the
@@ -41,7 +42,7 @@ type chartStats struct {
 	firstGapAt             int64 // unix seconds, 0 if none
 }
 
-func statsOf(d *Data, dim string) (chartStats, error) {
+func statsOf(d *netdatatest.Data, dim string) (chartStats, error) {
 	col := d.Column(dim)
 	if col == nil {
 		return chartStats{}, fmt.Errorf("no dimension %q in %v", dim, d.Labels)
@@ -86,32 +87,28 @@ func statsOf(d *Data, dim string) (chartStats, error) {
 // side is recorded (gaps, values, when its alerts rise), not asserted; the
 // log's table is the README's.
 func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
-	Agent2.Require(t)
+	netdatatest.Agent2.Require(t)
 	t.Parallel()
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
+	kerneltest.RequireWaitTimeActual(t)
 	hz, _, err := netlink.KernelHZ()
 	if err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	const waitSeconds = 6
-	opts := Options{
-		Binary: Agent2.Binary, PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t),
+	opts := netdatatest.Options{
+		Binary: netdatatest.Agent2.Binary, PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t),
 		RunAsNetdata: true, StockPlugins: []string{"debugfs"}, StockHealth: true,
 	}
-	both := Start(t, opts)
+	both := netdatatest.Start(t, opts)
 	quiet := opts
 	quiet.ExtraConf = silenceBuiltinLost
-	silenced := Start(t, quiet)
+	silenced := netdatatest.Start(t, quiet)
 	start := time.Now()
 	elapsed := func() string { return time.Since(start).Round(time.Second).String() }
 
-	for _, n := range []*Netdata{both, silenced} {
+	for _, n := range []*netdatatest.Netdata{both, silenced} {
 		for _, c := range sideBySideCharts {
 			n.WaitChart(t, c.builtin, 30*time.Second)
 			n.WaitChart(t, c.ours, 30*time.Second)
@@ -123,7 +120,7 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 		"audit.backlog_utilization.audit_backlog_utilization": {true, true},
 		"linux_audit.lost.linux_audit_lost_records":           {true, true},
 	} {
-		for i, n := range []*Netdata{both, silenced} {
+		for i, n := range []*netdatatest.Netdata{both, silenced} {
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				alarms, _, err := n.Alarms()
@@ -134,20 +131,20 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("agent %d: alert %s loaded %v (err %v), want %v", i, name, ok, err, want[i])
 				}
-				time.Sleep(pollInterval)
+				time.Sleep(netdatatest.PollInterval)
 			}
 		}
 	}
 	// First evaluations (a full minute of data) before the kernel is held.
 	evaluated := alertWindow + alertEvery + 30*time.Second
 	waitAlarm(t, &both.Host, "audit.lost.audit_lost_events", evaluated, "CLEAR", "WARNING", "CRITICAL")
-	for _, n := range []*Netdata{both, silenced} {
+	for _, n := range []*netdatatest.Netdata{both, silenced} {
 		for _, name := range []string{alertLost, alertUtil, alertStall} {
 			waitCurrent(t, &n.Host, name, evaluated, "CLEAR", "WARNING", "CRITICAL")
 		}
 	}
 	t.Logf("%s: both agents run debugfs.plugin and audit.plugin; every alert evaluated", elapsed())
-	cursor := map[*Netdata]int64{}
+	cursor := map[*netdatatest.Netdata]int64{}
 	watch := map[string]string{ // alert: its chart
 		"audit_lost_events": "audit.lost", "audit_backlog_utilization": "audit.backlog_utilization",
 		alertLost: alertChart[alertLost], alertUtil: alertChart[alertUtil], alertStall: alertChart[alertStall],
@@ -161,7 +158,7 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 		t.Logf("%s: kernel held: backlog_limit 1000, backlog_wait_time %d jiffies (%d s at HZ=%d)", elapsed(), waitSeconds*hz, waitSeconds, hz)
 		// The previous holder's incident must be forgotten first, so that
 		// each alert rises from CLEAR.
-		for _, n := range []*Netdata{both, silenced} {
+		for _, n := range []*netdatatest.Netdata{both, silenced} {
 			for name, chart := range watch {
 				if n == silenced && name == "audit_lost_events" {
 					continue
@@ -268,7 +265,7 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 			t.Errorf("the silenced agent notified %s %s", x.Name, x.Status)
 		}
 	}
-	for _, n := range []*Netdata{both, silenced} {
+	for _, n := range []*netdatatest.Netdata{both, silenced} {
 		checkNoHealthErrors(t, n)
 	}
 }

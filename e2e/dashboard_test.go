@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bytes"
 	"context"
 	"fmt"
@@ -35,7 +37,7 @@ var renderedTitle = regexp.MustCompile(`class="dygraph-label dygraph-title">[^<]
 // screenshot. The time window starts at the charts' first data: for a window
 // reaching before it, the dashboard covers every chart with a "Want to extend
 // your history?" note.
-func dashboardScreenshot(t *testing.T, n *Netdata) {
+func dashboardScreenshot(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	chromium := ""
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -68,7 +70,7 @@ func dashboardScreenshot(t *testing.T, n *Netdata) {
 
 	out := filepath.Join(t.TempDir(), "dashboard.png")
 	if os.Getenv(UpdateScreenshotEnv) == "1" {
-		out = filepath.Join(ModuleRoot(t), "docs", "dashboard.png")
+		out = filepath.Join(testkit.Root(t), "docs", "dashboard.png")
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +113,7 @@ func runChromium(t *testing.T, chromium, output, url string) string {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s %s: %v\n%s", output, url, err, tail(stderr.String(), 20))
+		t.Fatalf("chromium %s %s: %v\n%s", output, url, err, netdatatest.Tail(stderr.String(), 20))
 	}
 	t.Logf("chromium %s took %v", strings.SplitN(output, "=", 2)[0], time.Since(start).Round(100*time.Millisecond))
 	return stdout.String()

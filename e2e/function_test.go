@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -8,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,112 +17,22 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // The status Function, PLUGIN_KEEPALIVE and QUIT on real agents: Netdata
 // 2.11 (from ../shared/netdata-2.11, installed into /opt/netdata2 when
 // missing) and Debian's 1.37.
 
-const nd2Prefix = "/opt/netdata2"
-
-// nd2 is a throwaway Netdata 2.11 started with its ndlab2.sh.
-type nd2 struct {
-	URL, PID, Dir, LogDir string
-}
-
-// ensureND2 installs Netdata 2.11 from the tarball beside the module when
-// /opt/netdata2 is missing, as ../shared/netdata-2.11/README.md says, or skips.
-func ensureND2(t *testing.T) {
+// startND2 runs a Netdata 2.11 with the plugins of dir (as user netdata)
+// and extra netdata.conf text; t.Cleanup stops it.
+func startND2(t *testing.T, dir, extraConf string) *netdatatest.Lab2 {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
-		return
-	}
-	tarball := filepath.Join(ModuleRoot(t), "..", "shared", "netdata-2.11", "netdata-2.11.0-debian12-amd64.tar.gz")
-	if _, err := os.Stat(tarball); err != nil {
-		t.Skipf("skipping: Netdata 2.11 is not installed in %s and its tarball is missing (%v)", nd2Prefix, err)
-	}
-	lock, err := os.OpenFile("/run/lock/auditplugin-netdata2-install.lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
+	netdatatest.Agent2.Require(t) // installs 2.11 from ../shared when missing
+	if err := netdatatest.OpenForOthers(dir); err != nil {
 		t.Fatal(err)
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
-		return // another test installed it meanwhile
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(nd2Prefix), ".netdata2-install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	out, err := exec.Command("tar", "--xattrs", "--xattrs-include=security.capability", "-xzf", tarball, "-C", tmp).CombinedOutput()
-	if err != nil {
-		t.Fatalf("install Netdata 2.11: tar: %v\n%s", err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, "netdata2"), nd2Prefix); err != nil {
-		t.Fatalf("install Netdata 2.11: %v", err)
-	}
-	t.Logf("installed Netdata 2.11 into %s from %s", nd2Prefix, tarball)
-}
-
-// startND2 runs ndlab2.sh with the plugins of dir (as user netdata) and
-// extra netdata.conf text; t.Cleanup stops it with stop2.sh.
-func startND2(t *testing.T, dir, extraConf string) *nd2 {
-	t.Helper()
-	SkipIfUnavailable(t)
-	ensureND2(t)
-	if err := openForOthers(dir); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(nd2Prefix, "ndlab2.sh"), "-p", dir, "-u", "netdata")
-	cmd.Env = append(os.Environ(), "ND_EXTRA_CONF="+extraConf)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	vars := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			vars[k] = v
-		}
-	}
-	n := &nd2{URL: vars["ND_URL"], PID: vars["ND_PID"], Dir: vars["ND_WORKDIR"], LogDir: vars["ND_LOGDIR"]}
-	if n.PID != "" && n.Dir != "" {
-		t.Cleanup(func() { n.stop(t) })
-	}
-	if err != nil {
-		t.Fatalf("ndlab2.sh: %v\n%s%s", err, out, stderr.String())
-	}
-	return n
-}
-
-func (n *nd2) stop(t *testing.T) {
-	if n.Dir == "" {
-		return
-	}
-	if t.Failed() {
-		t.Logf("collector.log:\n%s", lastLines(n.log("collector.log"), 30))
-	}
-	out, err := exec.Command(filepath.Join(nd2Prefix, "stop2.sh"), n.PID, n.Dir).CombinedOutput()
-	if err != nil {
-		t.Errorf("stop2.sh: %v\n%s", err, out)
-	}
-	n.Dir = ""
-}
-
-func (n *nd2) log(name string) string {
-	b, _ := os.ReadFile(filepath.Join(n.LogDir, name))
-	return string(b)
-}
-
-func lastLines(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
+	return netdatatest.StartLab2(t, dir, extraConf)
 }
 
 // pluginPIDs returns the processes running the executable at path.
@@ -147,7 +58,7 @@ func waitPluginPID(t *testing.T, path string, timeout time.Duration) int {
 		if p := pluginPIDs(path); len(p) == 1 {
 			return p[0]
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 	t.Fatalf("no single %s process after %v: %v", path, timeout, pluginPIDs(path))
 	return 0
@@ -229,7 +140,7 @@ func checkKernelValues(t *testing.T, tb statusTable, st kerneltest.Status) {
 // 2.11's API, with one rule added to the real kernel, and checks the table
 // against the kernel; the charts keep coming meanwhile.
 func TestIntegrationND2StatusFunction(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	dir := pluginDir(t, "cap_audit_control+ep")
 	ruleDir, err := os.MkdirTemp("", "auditplugin-fn-")
@@ -258,7 +169,7 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		list.Functions = nil
-		if err := getJSON(n.URL+"/api/v1/functions", &list); err == nil {
+		if err := netdatatest.GetJSON(n.URL+"/api/v1/functions", &list); err == nil {
 			if _, ok := list.Functions["audit-status"]; ok {
 				break
 			}
@@ -266,7 +177,7 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("audit-status not in /api/v1/functions after 30 s: %v", list.Functions)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 	if f := list.Functions["audit-status"]; !strings.Contains(f.Help, "audit status") || f.Timeout != 10 {
 		t.Errorf("registration %+v", f)
@@ -283,7 +194,7 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 		checkKernelValues(t, tb, st)
 	}
 	// The charts kept coming, from the same plugin process.
-	h := &Host{base: n.URL}
+	h := netdatatest.HostAt(n.URL)
 	d := h.WaitChart(t, "linux_audit.backlog_limit", 30*time.Second)
 	if v, ok := d.Latest("limit"); !ok || v != float64(st.BacklogLimit) {
 		t.Errorf("linux_audit.backlog_limit = %v, %v; want %d", v, ok, st.BacklogLimit)
@@ -291,8 +202,8 @@ func TestIntegrationND2StatusFunction(t *testing.T) {
 	if p := pluginPIDs(bin); len(p) != 1 || p[0] != pid {
 		t.Errorf("plugin processes %v, want still %d", p, pid)
 	}
-	if log := n.log("collector.log"); strings.Contains(log, "audit.plugin") && strings.Contains(log, "disconnected") {
-		t.Errorf("the plugin was disconnected:\n%s", lastLines(log, 20))
+	if log := n.Log("collector.log"); strings.Contains(log, "audit.plugin") && strings.Contains(log, "disconnected") {
+		t.Errorf("the plugin was disconnected:\n%s", netdatatest.Tail(log, 20))
 	}
 }
 
@@ -346,14 +257,14 @@ func silentUntil(start time.Time, every int64) time.Time {
 // cannot hold the plugin's exit. It takes 2 to 4 minutes (the first update
 // waits for a multiple of 180 s on the wall clock), in parallel with others.
 func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	t.Parallel()
-	dir, err := PluginDir(t, BuildPlugin(t, "replay"), "") // -replay is only in the test build
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "") // -replay is only in the test build
 	if err != nil {
 		t.Fatal(err)
 	}
 	replay := filepath.Join(dir, "replay.jsonl")
-	b, err := os.ReadFile(filepath.Join(ModuleRoot(t), "plugin", "testdata", "replay.jsonl"))
+	b, err := os.ReadFile(filepath.Join(testkit.Root(t), "plugin", "testdata", "replay.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,11 +282,11 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 	for time.Now().Before(until) {
 		if p := pluginPIDs(bin); len(p) != 1 || p[0] != pid {
 			t.Fatalf("after %v the plugin processes are %v, want still %d; collector.log:\n%s",
-				time.Since(started).Round(time.Second), p, pid, lastLines(n.log("collector.log"), 20))
+				time.Since(started).Round(time.Second), p, pid, netdatatest.Tail(n.Log("collector.log"), 20))
 		}
 		time.Sleep(time.Second)
 	}
-	for _, l := range strings.Split(n.log("collector.log")+n.log("daemon.log"), "\n") {
+	for _, l := range strings.Split(n.Log("collector.log")+n.Log("daemon.log"), "\n") {
 		if strings.Contains(l, "PD[audit]") && (strings.Contains(l, "disconnected") || strings.Contains(l, "timeout")) {
 			t.Fatalf("the plugin was disconnected: %s", l)
 		}
@@ -383,7 +294,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 	t.Logf("plugin %d still connected %v after it started, with update every %d", pid, time.Since(started).Round(time.Second), every)
 
 	// Stopping the agent ends the plugin.
-	agent, _ := strconv.Atoi(n.PID)
+	agent := n.PID
 	stopAt := time.Now()
 	if err := syscall.Kill(agent, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -395,7 +306,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("plugin gone %v after SIGTERM to the agent; its QUIT line in collector.log: %v",
-		time.Since(stopAt).Round(time.Millisecond), strings.Contains(n.log("collector.log"), "netdata said QUIT"))
+		time.Since(stopAt).Round(time.Millisecond), strings.Contains(n.Log("collector.log"), "netdata said QUIT"))
 }
 
 // TestIntegrationStatusFunction137 runs the plugin under Debian's Netdata
@@ -403,7 +314,7 @@ func TestIntegrationND2KeepaliveAndQuit(t *testing.T) {
 // with three fields (unit-tested: TestFunctionCallFormats): the registration
 // must not break the plugin and the charts keep coming.
 func TestIntegrationStatusFunction137(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	dir := pluginDir(t, "cap_audit_control+ep")
 	ruleDir, err := os.MkdirTemp("", "auditplugin-fn-")
@@ -417,7 +328,7 @@ func TestIntegrationStatusFunction137(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := Start(t, Options{PluginsDir: dir, RunAsNetdata: true})
+	n := netdatatest.Start(t, netdatatest.Options{PluginsDir: dir, RunAsNetdata: true})
 	bin := filepath.Join(dir, "audit.plugin")
 	d := n.WaitChart(t, "linux_audit.backlog_limit", 30*time.Second)
 	pid := waitPluginPID(t, bin, 10*time.Second)
@@ -440,7 +351,7 @@ func TestIntegrationStatusFunction137(t *testing.T) {
 			Timeout int    `json:"timeout"`
 		} `json:"functions"`
 	}
-	if err := n.getJSON("/api/v1/info", &info); err != nil {
+	if err := netdatatest.GetJSON(n.URL()+"/api/v1/info", &info); err != nil {
 		t.Fatal(err)
 	}
 	if f, ok := info.Functions["audit-status"]; !ok || !strings.Contains(f.Help, "audit status") || f.Timeout != 10 {

@@ -16,6 +16,7 @@ package e2e
 // AUDITPLUGIN_LEADTIME_LONG=1 (make leadtime-long) to add a 10-minute fill.
 
 import (
+	"auditplugin/internal/netdatatest"
 	"fmt"
 	"math"
 	"math/rand"
@@ -24,7 +25,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 const (
@@ -77,10 +78,10 @@ func leadCell(r fillResult) string {
 var linuxAuditAlerts = []string{alertUtil, alertPanic, alertLost, alertStall, alertTTO, alertDaemon, alertNow}
 
 func TestIntegrationLeadTime(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
-	n := Start(t, Options{PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t), RunAsNetdata: true})
+	n := netdatatest.Start(t, netdatatest.Options{PluginsDir: pluginDir(t, "cap_audit_control+ep"), HealthDir: shippedHealthDir(t), RunAsNetdata: true})
 	h := &n.Host
 	n.WaitChart(t, "linux_audit.time_to_overflow", 30*time.Second)
 	// Every alert's first evaluation (a full minute of data for some), so
@@ -138,7 +139,7 @@ func checkFill(t *testing.T, c fillCase, r fillResult) {
 }
 
 // runFill drives one gradual overload and reads back what Netdata raised.
-func runFill(t *testing.T, h *Host, c fillCase) fillResult {
+func runFill(t *testing.T, h *netdatatest.Host, c fillCase) fillResult {
 	k := kerneltest.Setup(t, kerneltest.Settings{Enabled: 1, BacklogLimit: ltLimit})
 	// Another test may have used the kernel while this one waited for it.
 	waitAllClear(t, h, 3*time.Minute, true)
@@ -277,7 +278,7 @@ func measureGeneration(t *testing.T, d *kerneltest.Daemon) float64 {
 
 // noFalseAlarms: a burst to 30 % that drains within 2 s, then a backlog
 // jittering between 0 and 5 % for a minute, raise no alert at all.
-func noFalseAlarms(t *testing.T, h *Host) {
+func noFalseAlarms(t *testing.T, h *netdatatest.Host) {
 	const limit = 2048
 	k := kerneltest.Setup(t, kerneltest.Settings{Enabled: 1, BacklogLimit: limit})
 	waitAllClear(t, h, 3*time.Minute, true)
@@ -364,7 +365,7 @@ func noFalseAlarms(t *testing.T, h *Host) {
 	}
 	for _, e := range log {
 		if e.Status == "WARNING" || e.Status == "CRITICAL" {
-			t.Errorf("raised by a burst or jitter: %s", describeLog([]AlarmLogEntry{e}))
+			t.Errorf("raised by a burst or jitter: %s", describeLog([]netdatatest.AlarmLogEntry{e}))
 		}
 	}
 }
@@ -372,7 +373,7 @@ func noFalseAlarms(t *testing.T, h *Host) {
 // waitAllClear waits until no linux_audit alert is raised. Before the
 // kernel is held, another test may keep raising them: then it only logs
 // (the wait is repeated once the kernel is held, and must succeed then).
-func waitAllClear(t *testing.T, h *Host, timeout time.Duration, must bool) {
+func waitAllClear(t *testing.T, h *netdatatest.Host, timeout time.Duration, must bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -393,7 +394,7 @@ func waitAllClear(t *testing.T, h *Host, timeout time.Duration, must bool) {
 			}
 			t.Fatalf("alerts still raised after %v: %v (err %v)", timeout, loud, err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 

@@ -40,6 +40,8 @@ package e2e
 // margin): run it with -timeout AUDITPLUGIN_SOAK + 10m.
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bytes"
 	"errors"
 	"fmt"
@@ -57,7 +59,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 const soakEnv = "AUDITPLUGIN_SOAK"
@@ -118,20 +120,16 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 	if err != nil || dur < 2*time.Minute {
 		t.Fatalf("%s=%q: want a duration of at least 2m (e.g. 10m)", soakEnv, spec)
 	}
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < dur+soakTimeoutNeed {
 		t.Fatalf("go test -timeout leaves %v; the soak of %v needs at least %v: run go test -timeout %v (make soak does)",
 			time.Until(dl).Round(time.Second), dur, dur+soakTimeoutNeed, dur+soakTimeoutNeed+time.Minute)
 	}
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
-	bin := BuildPlugin(t)
-	plugins, err := PluginDir(t, bin, "cap_audit_control+ep")
-	if errors.Is(err, ErrNoSetcap) {
+	kerneltest.RequireWaitTimeActual(t)
+	bin := testkit.BuildPlugin(t)
+	plugins, err := netdatatest.PluginDir(t, bin, "cap_audit_control+ep")
+	if errors.Is(err, netdatatest.ErrNoSetcap) {
 		t.Skipf("skipping: %v", err)
 	}
 	if err != nil {
@@ -149,7 +147,7 @@ func TestSoakPluginUnderRepeatedOverflows(t *testing.T) {
 	}
 	elapsed := func() string { return time.Since(began).Round(time.Second).String() }
 
-	n := Start(t, Options{PluginsDir: plugins, RunAsNetdata: true, UpdateEvery: 1})
+	n := netdatatest.Start(t, netdatatest.Options{PluginsDir: plugins, RunAsNetdata: true, UpdateEvery: 1})
 	soakKillOnInterrupt(t, n)
 	n.WaitChart(t, "linux_audit.backlog", 30*time.Second)
 	pid, startTicks := soakPluginProcess(t, n, pluginPath)
@@ -448,7 +446,7 @@ func soakReading(t *testing.T, logw *soakLog, pid int) soakMeasure {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// Threads, descriptors and RSS from /proc, read by the test itself.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := testkit.ReadProcStatus(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -457,33 +455,23 @@ func soakReading(t *testing.T, logw *soakLog, pid int) soakMeasure {
 		t.Fatal(err)
 	}
 	m.procFDs = len(fds)
-	for _, l := range strings.Split(string(status), "\n") {
-		k, v, _ := strings.Cut(l, ":")
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "Threads":
-			m.procThreads, _ = strconv.Atoi(f[0])
-		case "VmRSS":
-			m.procRSS, _ = strconv.ParseInt(f[0], 10, 64)
-		}
-	}
+	threads, _ := status.Int("Threads")
+	m.procThreads = int(threads)
+	m.procRSS, _ = status.Int("VmRSS")
 	return m
 }
 
 // soakPluginProcess returns the pid of the one process running pluginPath
 // under n, and its start time (clock ticks after boot, /proc/PID/stat field
 // 22), which tells a restarted plugin from the same one.
-func soakPluginProcess(t *testing.T, n *Netdata, pluginPath string) (pid int, startTicks uint64) {
+func soakPluginProcess(t *testing.T, n *netdatatest.Netdata, pluginPath string) (pid int, startTicks uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var found []int
-		for _, p := range n.leftovers() {
-			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid)); err == nil && exe == pluginPath {
-				found = append(found, p.pid)
+		for _, pid := range n.Processes() {
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err == nil && exe == pluginPath {
+				found = append(found, pid)
 			}
 		}
 		if len(found) == 1 {
@@ -500,14 +488,14 @@ func soakPluginProcess(t *testing.T, n *Netdata, pluginPath string) (pid int, st
 		if time.Now().After(deadline) {
 			t.Fatalf("want one audit.plugin process (%s), found %v", pluginPath, found)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
 // soakKillOnInterrupt kills Netdata's process group (Netdata and the
 // plugin) on SIGINT, SIGTERM or SIGHUP: kerneltest restores the kernel and
 // exits then, and no cleanup would stop Netdata.
-func soakKillOnInterrupt(t *testing.T, n *Netdata) {
+func soakKillOnInterrupt(t *testing.T, n *netdatatest.Netdata) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -640,7 +628,7 @@ func soakInSpans(ts int64, spans [][2]int64) bool {
 // has a value. Fetching as it goes keeps the check independent of how much
 // history Netdata retains.
 type soakCollector struct {
-	h    *Host
+	h    *netdatatest.Host
 	t    *testing.T
 	mu   sync.Mutex
 	data map[string]map[int64]float64
@@ -656,7 +644,7 @@ var soakCharts = map[string][]string{
 	"linux_audit.queries_held":  {"held"},
 }
 
-func soakCollect(t *testing.T, h *Host) *soakCollector {
+func soakCollect(t *testing.T, h *netdatatest.Host) *soakCollector {
 	c := &soakCollector{h: h, t: t, data: map[string]map[int64]float64{}, done: make(chan struct{})}
 	c.wg.Add(1)
 	go func() {

@@ -19,6 +19,8 @@ package e2e
 // wherever HZ came from.
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"math"
 	"slices"
 	"sort"
@@ -27,8 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/internal/kerneltest"
 	"auditplugin/netlink"
-	"auditplugin/netlink/kerneltest"
 )
 
 const (
@@ -38,7 +40,7 @@ const (
 
 type stallAgent struct {
 	name string
-	n    *Netdata
+	n    *netdatatest.Netdata
 	ue   int
 }
 
@@ -50,16 +52,12 @@ type counterSample struct {
 }
 
 func TestIntegrationStallSeenLive(t *testing.T) {
-	SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.RequireRoot(t)
 	t.Parallel()
-	if st, err := kerneltest.ReadStatus(); err != nil {
-		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
-	} else if st.ReplyBytes < 44 {
-		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
-	}
+	kerneltest.RequireWaitTimeActual(t)
 	// -kernel-config is only in the test build.
-	dir, err := PluginDir(t, BuildPlugin(t, "replay"), "cap_audit_control+ep")
+	dir, err := netdatatest.PluginDir(t, testkit.BuildPlugin(t, "-tags", "replay"), "cap_audit_control+ep")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +68,7 @@ func TestIntegrationStallSeenLive(t *testing.T) {
 		if a.name == "nohz" {
 			opts += " -kernel-config none"
 		}
-		a.n = Start(t, Options{PluginsDir: dir, HealthDir: health, RunAsNetdata: true, UpdateEvery: a.ue,
+		a.n = netdatatest.Start(t, netdatatest.Options{PluginsDir: dir, HealthDir: health, RunAsNetdata: true, UpdateEvery: a.ue,
 			PluginOptions: map[string]string{"audit": opts}})
 	}
 	for _, a := range agents {
@@ -167,8 +165,8 @@ func checkStallAgent(t *testing.T, a *stallAgent, samples []counterSample, hz in
 		return
 	}
 	// Live: raised while the stall lasted (alarm log times are whole seconds).
-	var now, stallCrit *AlarmLogEntry
-	during := func(e AlarmLogEntry) bool {
+	var now, stallCrit *netdatatest.AlarmLogEntry
+	during := func(e netdatatest.AlarmLogEntry) bool {
 		return float64(e.When) >= unixSeconds(stallStart)-1 && float64(e.When) <= unixSeconds(stallEnd)
 	}
 	worst := ""

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 	"bufio"
 	"fmt"
 	"os"
@@ -9,12 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // The placeholders of the example configurations in docs/ that a user
@@ -34,9 +35,9 @@ const (
 //
 // It runs on each agent of the matrix (parent and child of the same version).
 func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
-	SkipIfUnavailable(t)
-	fleetRequire(t, "bash", "setcap", "getcap", "go")
-	for _, a := range Agents {
+	netdatatest.RequireNetdata(t)
+	testkit.RequireTools(t, "bash", "setcap", "getcap", "go")
+	for _, a := range netdatatest.Agents {
 		t.Run(a.Name, func(t *testing.T) {
 			a.Require(t)
 			testFleetStreamsAuditPlugin(t, a)
@@ -44,14 +45,14 @@ func TestIntegrationFleetStreamsAuditPlugin(t *testing.T) {
 	}
 }
 
-func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
+func testFleetStreamsAuditPlugin(t *testing.T, agent netdatatest.Agent) {
 	// The plugin reads the real kernel: nobody may change the audit state
 	// meanwhile (the kernel tests reproduce overflows).
 	kerneltest.Lock(t)
 	t0 := time.Now()
 
-	repo := fleetRepoRoot(t)
-	plugin := fleetBuildPlugin(t, repo)
+	repo := testkit.Root(t)
+	plugin := testkit.BuildPlugin(t, "-ldflags", "-X main.version=e2e")
 	alert, standIn := fleetAlertFile(t, repo)
 	if standIn {
 		t.Logf("health.d/audit.conf does not exist yet: using a stand-in alert file")
@@ -74,11 +75,11 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 	}
 	installed := filepath.Join(pluginsDir, "audit.plugin")
 
-	key := NewAPIKey()
+	key := netdatatest.NewAPIKey()
 	parentConf := fleetConfigDir(t, "parent", map[string]string{
 		"stream.conf": fleetSubstitute(t, filepath.Join(repo, "docs", "stream.parent.conf"), fleetDocsAPIKey, key),
 	})
-	parent := Start(t, Options{
+	parent := netdatatest.Start(t, netdatatest.Options{
 		Binary:       agent.Binary,
 		HealthDir:    healthDir,
 		RunAsNetdata: true,
@@ -89,7 +90,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 		"stream.conf": fleetSubstitute(t, filepath.Join(repo, "docs", "stream.child.conf"),
 			fleetDocsAPIKey, key, fleetDocsDestination, parent.Addr()),
 	})
-	child := Start(t, Options{
+	child := netdatatest.Start(t, netdatatest.Options{
 		Binary:       agent.Binary,
 		PluginsDir:   pluginsDir,
 		RunAsNetdata: true,
@@ -107,7 +108,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 	// The child's plugin: the installed file, as netdata, its capability only.
 	fleetCheckPluginProcess(t, child, installed)
 	if log := child.ErrorLog(); strings.Contains(log, "cannot read the audit status") || fleetDisabled(log) {
-		t.Errorf("the child's error.log says the plugin could not read the kernel or was disabled:\n%s", tail(log, 40))
+		t.Errorf("the child's error.log says the plugin could not read the kernel or was disabled:\n%s", netdatatest.Tail(log, 40))
 	}
 
 	// Every linux_audit chart of the child is on the parent, none on the
@@ -140,7 +141,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 	// with health disabled by docs/netdata.child.conf, evaluates none.
 	templates := fleetAlerts(t, alert)
 	deadline := time.Now().Add(3 * time.Minute)
-	var alarms map[string]Alarm
+	var alarms map[string]netdatatest.Alarm
 	for {
 		alarms, _, err = ch.Alarms()
 		if err == nil && fleetEvaluated(alarms, "linux_audit.backlog_utilization") {
@@ -163,7 +164,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 			t.Errorf("the parent has no alert %s on the child's %s: %s", tp.name, tp.on, fleetDescribe(alarms))
 			continue
 		}
-		if AlertSourceFile(a.Source) != filepath.Join(healthDir, "linux_audit.conf") {
+		if netdatatest.AlertSourceFile(a.Source) != filepath.Join(healthDir, "linux_audit.conf") {
 			t.Errorf("alert %s comes from %s, want the installed %s", tp.name, a.Source, filepath.Join(healthDir, "linux_audit.conf"))
 		}
 	}
@@ -178,39 +179,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent Agent) {
 
 // ---------------------------------------------------------------------------
 
-func fleetRequire(t *testing.T, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("needs %s in PATH: %v", n, err)
-		}
-	}
-}
-
 func fleetSince(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
-
-func fleetRepoRoot(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Dir(wd)
-}
-
-// fleetBuildPlugin builds ./plugin into a temporary directory, without
-// capability.
-func fleetBuildPlugin(t *testing.T, repo string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "audit.plugin")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=e2e", "-o", out, "auditplugin/plugin")
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
-}
 
 // fleetStandInAlerts replaces health.d/audit.conf while that file does not exist.
 const fleetStandInAlerts = `# stand-in for health.d/audit.conf, written by the e2e tests
@@ -292,7 +261,7 @@ func fleetConfigDir(t *testing.T, name string, files map[string]string) string {
 			t.Fatal(err)
 		}
 	}
-	if err := openForOthers(dir); err != nil {
+	if err := netdatatest.OpenForOthers(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -317,7 +286,7 @@ func fleetContains(list []string, s string) bool {
 }
 
 // fleetAuditCharts lists the host's linux_audit.* chart ids, sorted.
-func fleetAuditCharts(t *testing.T, h *Host) []string {
+func fleetAuditCharts(t *testing.T, h *netdatatest.Host) []string {
 	t.Helper()
 	charts, err := h.Charts()
 	if err != nil {
@@ -335,7 +304,7 @@ func fleetAuditCharts(t *testing.T, h *Host) []string {
 
 // fleetWantLatest waits up to 10 s for the newest value of a chart's
 // dimension to be want.
-func fleetWantLatest(t *testing.T, h *Host, chart, dim string, want float64) {
+func fleetWantLatest(t *testing.T, h *netdatatest.Host, chart, dim string, want float64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -349,13 +318,13 @@ func fleetWantLatest(t *testing.T, h *Host, chart, dim string, want float64) {
 			t.Errorf("%s %s: newest value is not %v: %+v (err %v)", chart, dim, want, d, err)
 			return
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
 }
 
 // fleetEvaluated reports whether an alert on chart has been evaluated: its
 // status is neither UNINITIALIZED nor UNDEFINED.
-func fleetEvaluated(alarms map[string]Alarm, chart string) bool {
+func fleetEvaluated(alarms map[string]netdatatest.Alarm, chart string) bool {
 	for _, a := range alarms {
 		if a.Chart == chart && a.Status != "UNINITIALIZED" && a.Status != "UNDEFINED" {
 			return true
@@ -364,7 +333,7 @@ func fleetEvaluated(alarms map[string]Alarm, chart string) bool {
 	return false
 }
 
-func fleetDescribe(alarms map[string]Alarm) string {
+func fleetDescribe(alarms map[string]netdatatest.Alarm) string {
 	var out []string
 	for k, a := range alarms {
 		out = append(out, fmt.Sprintf("%s=%s(%s)", k, a.Status, a.ValueString))
@@ -391,7 +360,7 @@ func fleetDisabled(log string) bool {
 // file at path, as user netdata (real, effective, saved and file-system
 // ids), with exactly CAP_AUDIT_CONTROL permitted and effective and nothing
 // inherited or ambient: the capability comes from the file, nowhere else.
-func fleetCheckPluginProcess(t *testing.T, n *Netdata, path string) {
+func fleetCheckPluginProcess(t *testing.T, n *netdatatest.Netdata, path string) {
 	t.Helper()
 	u, err := user.Lookup("netdata")
 	if err != nil {
@@ -402,18 +371,21 @@ func fleetCheckPluginProcess(t *testing.T, n *Netdata, path string) {
 	for {
 		found = found[:0]
 		var mine []int
-		for _, p := range n.leftovers() {
-			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid))
+		for _, pid := range n.Processes() {
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 			if err != nil || !strings.HasSuffix(strings.TrimSuffix(exe, " (deleted)"), ".plugin") {
 				continue
 			}
-			found = append(found, fmt.Sprintf("%d %s", p.pid, exe))
+			found = append(found, fmt.Sprintf("%d %s", pid, exe))
 			if exe == path {
-				mine = append(mine, p.pid)
+				mine = append(mine, pid)
 			}
 		}
 		if len(found) == 1 && len(mine) == 1 {
-			st := fleetProcStatus(t, mine[0])
+			st, err := testkit.ReadProcStatus(mine[0])
+			if err != nil {
+				t.Fatal(err)
+			}
 			want := map[string]string{
 				"Uid": strings.Repeat(u.Uid+"\t", 3) + u.Uid, "Gid": strings.Repeat(u.Gid+"\t", 3) + u.Gid,
 				"CapInh": fmt.Sprintf("%016x", 0), "CapPrm": fmt.Sprintf("%016x", 1<<30),
@@ -430,21 +402,6 @@ func fleetCheckPluginProcess(t *testing.T, n *Netdata, path string) {
 			t.Errorf("want exactly one plugin process, %s; found %q", path, found)
 			return
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(netdatatest.PollInterval)
 	}
-}
-
-func fleetProcStatus(t *testing.T, pid int) map[string]string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // Tests in fake trees (--root): the other Netdata layouts, other systemd
@@ -71,7 +73,7 @@ func fakeRoots(root string) []snapRoot { return []snapRoot{{path: root, depth: -
 func requireFakeRoot(t *testing.T) {
 	t.Helper()
 	requireRoot(t)
-	requireTools(t, "bash", "setcap", "getcap")
+	testkit.RequireTools(t, "bash", "setcap", "getcap")
 	netdataIDs(t)
 }
 

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // install.sh builds as root, often in a checkout owned by someone else (sudo
@@ -18,7 +20,7 @@ import (
 // tag on HEAD, else the commit.
 func TestIntegrationInstallBuildRunsNoRepositoryConfig(t *testing.T) {
 	requireFakeRoot(t)
-	requireTools(t, "git", "go")
+	testkit.RequireTools(t, "git", "go")
 	_, alert := artifacts(t)
 	base := t.TempDir()
 	openUp(t, base)

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"auditplugin/internal/testkit"
 )
 
 // This machine's Netdata: Debian's package layout.
@@ -152,18 +154,7 @@ func artifacts(t *testing.T) (plugin, alert string) {
 			build.err = err
 			return
 		}
-		build.plugin = filepath.Join(dir, pluginName)
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			build.err = fmt.Errorf("go not in PATH: %v", err)
-			return
-		}
-		cmd := exec.Command(goTool, "build", "-trimpath", "-ldflags", "-X main.version=installtest",
-			"-o", build.plugin, "auditplugin/plugin")
-		cmd.Dir = repoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
+		if build.plugin, build.err = testkit.BuildPluginIn(dir, "-ldflags", "-X main.version=installtest"); build.err != nil {
 			return
 		}
 		build.alert = filepath.Join(repoRoot, "health.d", "audit.conf")
@@ -192,21 +183,7 @@ const standInAlerts = `# stand-in alert file used by installtest while health.d/
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: install tests change the machine's Netdata directories")
-	}
-	if euid := os.Geteuid(); euid != 0 {
-		t.Skipf("needs root: install.sh installs into Netdata's directories, chowns to root:netdata and sets file capabilities (euid is %d)", euid)
-	}
-}
-
-func requireTools(t *testing.T, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s in PATH (%v)", tool, err)
-		}
-	}
+	testkit.RequireRoot(t, "install.sh installs into Netdata's directories, chowns to root:netdata and sets file capabilities")
 }
 
 func netdataIDs(t *testing.T) (uid, gid int) {
@@ -225,7 +202,7 @@ func netdataIDs(t *testing.T) (uid, gid int) {
 func requireDebianNetdata(t *testing.T) {
 	t.Helper()
 	requireRoot(t)
-	requireTools(t, "bash", "setcap", "getcap", "setpriv")
+	testkit.RequireTools(t, "bash", "setcap", "getcap", "setpriv")
 	netdataIDs(t)
 	for _, p := range []string{debPluginsDir, debHealthDir, debUnit} {
 		if _, err := os.Stat(p); err != nil {
@@ -241,29 +218,9 @@ func requireDebianNetdata(t *testing.T) {
 }
 
 // lockSystem holds SystemLockFile for the rest of t.
-func lockSystem(t *testing.T) {
+func lockSystem(t testing.TB) {
 	t.Helper()
-	f, err := os.OpenFile(SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatalf("open lock: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			t.Fatalf("flock %s: %v", SystemLockFile, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("%s still held after 5 minutes", SystemLockFile)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() { f.Close() })
+	testkit.Flock(t, SystemLockFile)
 }
 
 // ---------------------------------------------------------------------------

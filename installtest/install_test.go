@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/testkit"
 )
 
 // The install into this machine's Netdata puts the plugin, the alerts and the
@@ -178,7 +179,7 @@ func TestIntegrationInstallUninstall(t *testing.T) {
 // Without --binary, install.sh builds the plugin from this tree with Go.
 func TestIntegrationInstallBuildsPlugin(t *testing.T) {
 	requireDebianNetdata(t)
-	requireTools(t, "go")
+	testkit.RequireTools(t, "go")
 	_, alert := artifacts(t)
 	restoreOnCleanup(t)
 	r := install(t, "--alert-file", alert)
@@ -210,7 +211,7 @@ func TestIntegrationInstallRefusals(t *testing.T) {
 	}{
 		{
 			name:   "not root",
-			prefix: []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"},
+			prefix: testkit.AsNobody(),
 			args:   []string{"--binary", plugin, "--alert-file", alert},
 			want:   []string{"must run as root", "sudo"},
 		},
@@ -330,18 +331,13 @@ func TestIntegrationInstallEditConfig(t *testing.T) {
 
 // ---------------------------------------------------------------------------
 
+// capBnd is this process's capability bounding set.
 func capBnd() (uint64, bool) {
-	b, err := os.ReadFile("/proc/self/status")
+	st, err := testkit.ReadProcStatus(os.Getpid())
 	if err != nil {
 		return 0, false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
+	return st.Hex("CapBnd")
 }
 
 func first(lines []string) string {

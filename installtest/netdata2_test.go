@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // install.sh's install into a Netdata 2.11 works in that Netdata: a copy of
-// the 2.11 tree (/opt/netdata2, see e2e.Agent2; a copy, because other tests
+// the 2.11 tree (/opt/netdata2, see netdatatest.Agent2; a copy, because other tests
 // run the shared tree meanwhile) gets the plugin and the alerts with
 // --plugins-dir and --health-dir; the agent, running only audit.plugin from
 // its own plugins directory and loading its own stock health directory, runs
@@ -23,11 +24,11 @@ import (
 // (TestIntegrationInstalledPluginInNetdata is the same on Debian's 1.37, with
 // upgrades.)
 func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
-	e2e.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	requireRoot(t)
-	requireTools(t, "bash", "setcap", "getcap", "cp")
+	testkit.RequireTools(t, "bash", "setcap", "getcap", "cp")
 	netdataIDs(t)
-	e2e.Agent2.Require(t)
+	netdatatest.Agent2.Require(t)
 	lockSystem(t) // the manifest in /var/lib is machine-wide
 	if _, err := os.Lstat(debManifest); err == nil {
 		t.Skipf("%s exists: audit.plugin is installed on this machine; remove it first (install.sh --uninstall)", debManifest)
@@ -40,7 +41,7 @@ func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
 	t0 := time.Now()
 
 	prefix := filepath.Join(t.TempDir(), "netdata2")
-	if out, err := exec.Command("cp", "-a", filepath.Dir(filepath.Dir(filepath.Dir(e2e.Netdata2Binary))), prefix).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", filepath.Dir(filepath.Dir(filepath.Dir(netdatatest.Netdata2Binary))), prefix).CombinedOutput(); err != nil {
 		t.Fatalf("copy the 2.11 tree: %v\n%s", err, out)
 	}
 	pluginsDir := filepath.Join(prefix, "usr/libexec/netdata/plugins.d")
@@ -73,7 +74,7 @@ func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
 			conf += "\t" + name + " = no\n"
 		}
 	}
-	n := e2e.Start(t, e2e.Options{
+	n := netdatatest.Start(t, netdatatest.Options{
 		Binary:       filepath.Join(prefix, "usr/sbin/netdata"),
 		PluginsDir:   pluginsDir,
 		RunAsNetdata: true,
@@ -107,7 +108,7 @@ func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
 			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
 			continue
 		}
-		if e2e.AlertSourceFile(got.Source) != installedAlert {
+		if netdatatest.AlertSourceFile(got.Source) != installedAlert {
 			t.Errorf("alert %s comes from %q, want the installed %s", a.name, got.Source, installedAlert)
 		}
 		if got.Summary == "" || got.Summary == a.name {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -15,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // install.sh's install into this machine's Netdata works in a real Netdata:
@@ -30,7 +30,7 @@ import (
 // the new file once it exits; --uninstall leaves nothing behind.
 func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	requireDebianNetdata(t) // takes SystemLockFile first
-	e2e.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	kerneltest.Lock(t) // then the kernel lock: the plugin reads the real kernel
 	if bnd, ok := capBnd(); ok && bnd&(1<<30) == 0 {
 		t.Skipf("this test's capability bounding set (%x) lacks CAP_AUDIT_CONTROL: no file capability can work here", bnd)
@@ -44,7 +44,7 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	checkConfigFile(t, debAlert, alert)
 	installed := snapshot(t, debianRoots...)
 
-	n := e2e.Start(t, e2e.Options{
+	n := netdatatest.Start(t, netdatatest.Options{
 		PluginsDir:   debPluginsDir,
 		RunAsNetdata: true,
 		ExtraConf:    ndRealLayoutConf(t),
@@ -146,39 +146,18 @@ func ndSince(t time.Time) time.Duration { return time.Since(t).Round(100 * time.
 // the real stock health directory.
 func ndRealLayoutConf(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
-	entries, err := os.ReadDir(debPluginsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
-			fmt.Fprintf(&b, "\t%s = no\n", name)
-		}
-	}
-	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", debHealthDir)
-	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
-	return b.String()
+	return netdatatest.OnlyAuditPlugin(t, debPluginsDir, debHealthDir)
 }
 
 // ndBuildVersion builds ./plugin with another version string (an upgrade).
 func ndBuildVersion(t *testing.T, version string) string {
 	t.Helper()
-	dir := t.TempDir()
-	out := filepath.Join(dir, pluginName)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version="+version, "-o", out, "auditplugin/plugin")
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	return out
+	return testkit.BuildPlugin(t, "-ldflags", "-X main.version="+version)
 }
 
 // ndInstanceProcs lists the live processes the instance started (their
 // environment names its lib directory) with their executables.
-func ndInstanceProcs(n *e2e.Netdata) map[int]string {
+func ndInstanceProcs(n *netdatatest.Netdata) map[int]string {
 	want := []byte("\x00NETDATA_LIB_DIR=" + n.LibDir + "\x00")
 	out := map[int]string{}
 	entries, _ := os.ReadDir("/proc")
@@ -191,7 +170,7 @@ func ndInstanceProcs(n *e2e.Netdata) map[int]string {
 		if err != nil || !strings.Contains("\x00"+string(env), string(want)) {
 			continue
 		}
-		if st := ndProcStatus(pid); st["State"] == "" || strings.HasPrefix(st["State"], "Z") {
+		if st, _ := testkit.ReadProcStatus(pid); st["State"] == "" || strings.HasPrefix(st["State"], "Z") {
 			continue
 		}
 		exe, err := os.Readlink("/proc/" + e.Name() + "/exe")
@@ -204,7 +183,7 @@ func ndInstanceProcs(n *e2e.Netdata) map[int]string {
 
 // ndPluginPID waits up to 15 s until the instance runs exactly one *.plugin,
 // whose executable is exe and whose pid is not notPID, and returns its pid.
-func ndPluginPID(t *testing.T, n *e2e.Netdata, exe string, notPID int) int {
+func ndPluginPID(t *testing.T, n *netdatatest.Netdata, exe string, notPID int) int {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -236,7 +215,7 @@ func ndPluginPID(t *testing.T, n *e2e.Netdata, exe string, notPID int) int {
 func ndCheckRunsAsNetdata(t *testing.T, pid int) {
 	t.Helper()
 	uid, gid := netdataIDs(t)
-	st := ndProcStatus(pid)
+	st, _ := testkit.ReadProcStatus(pid)
 	want := map[string]string{
 		"Uid":    strings.Repeat(strconv.Itoa(uid)+"\t", 3) + strconv.Itoa(uid),
 		"Gid":    strings.Repeat(strconv.Itoa(gid)+"\t", 3) + strconv.Itoa(gid),
@@ -252,20 +231,6 @@ func ndCheckRunsAsNetdata(t *testing.T, pid int) {
 	}
 }
 
-func ndProcStatus(pid int) map[string]string {
-	out := map[string]string{}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return out
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
-}
-
 // ndExeVersion runs the process's executable with -version.
 func ndExeVersion(t *testing.T, pid int) string {
 	t.Helper()
@@ -278,7 +243,7 @@ func ndExeVersion(t *testing.T, pid int) string {
 
 // ndCheckCharts checks the charts that always have a value against the
 // kernel's audit status.
-func ndCheckCharts(t *testing.T, n *e2e.Netdata) {
+func ndCheckCharts(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	st, err := kerneltest.ReadStatus()
 	if err != nil {
@@ -313,7 +278,7 @@ func ndCheckCharts(t *testing.T, n *e2e.Netdata) {
 // the audit status or was disabled (1.37: "PLUGINSD[audit] : PLUGINSD: plugin
 // called DISABLE. Disabling it.", or "... exited with error code 1 and
 // haven't collected any data. Disabling it.").
-func ndCheckErrorLog(t *testing.T, n *e2e.Netdata) {
+func ndCheckErrorLog(t *testing.T, n *netdatatest.Netdata) {
 	t.Helper()
 	for _, l := range strings.Split(n.ErrorLog(), "\n") {
 		if strings.Contains(l, "cannot read the audit status") ||
@@ -325,7 +290,7 @@ func ndCheckErrorLog(t *testing.T, n *e2e.Netdata) {
 }
 
 // ndWaitNewData waits until chart has a value collected after the time after.
-func ndWaitNewData(t *testing.T, n *e2e.Netdata, chart string, after time.Time) {
+func ndWaitNewData(t *testing.T, n *netdatatest.Netdata, chart string, after time.Time) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -344,7 +309,7 @@ func ndWaitNewData(t *testing.T, n *e2e.Netdata, chart string, after time.Time) 
 	}
 }
 
-func ndChartIDs(t *testing.T, n *e2e.Netdata) map[string]bool {
+func ndChartIDs(t *testing.T, n *netdatatest.Netdata) map[string]bool {
 	t.Helper()
 	charts, err := n.Charts()
 	if err != nil {
@@ -357,7 +322,7 @@ func ndChartIDs(t *testing.T, n *e2e.Netdata) map[string]bool {
 	return out
 }
 
-func ndAlarmKeys(m map[string]e2e.Alarm) []string {
+func ndAlarmKeys(m map[string]netdatatest.Alarm) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

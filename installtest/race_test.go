@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"auditplugin/internal/testkit"
 )
 
 // Tests of the file capability's safety: who can write the directories on
@@ -186,7 +188,7 @@ func capsIn(t *testing.T, dir string) []string {
 // capability.
 func TestIntegrationInstallRaceWritableDirRefused(t *testing.T) {
 	requireFakeRoot(t)
-	requireTools(t, "setpriv", "go")
+	testkit.RequireTools(t, "setpriv", "go")
 	root := fakeNetdata(t, "debian", "")
 	openUp(t, root)
 	plugins := root + layouts["debian"].plugins
@@ -217,7 +219,7 @@ func TestIntegrationInstallRaceWritableDirRefused(t *testing.T) {
 // ours (owner, hash, capability), and no other file carries a capability.
 func TestIntegrationInstallRaceRootOnlyDir(t *testing.T) {
 	requireFakeRoot(t)
-	requireTools(t, "setpriv", "go")
+	testkit.RequireTools(t, "setpriv", "go")
 	root := fakeNetdata(t, "debian", "")
 	openUp(t, root)
 	plugins := root + layouts["debian"].plugins

@@ -23,7 +23,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
 
-	"auditplugin/e2e"
+	"auditplugin/internal/testkit"
 	"auditplugin/netlink"
 )
 
@@ -76,7 +76,7 @@ type metric struct {
 	} `yaml:"dimensions"`
 }
 
-func repoRoot(t *testing.T) string { return e2e.ModuleRoot(t) }
+func repoRoot(t *testing.T) string { return testkit.Root(t) }
 
 func readMetadata(t *testing.T) (*metadata, []byte) {
 	t.Helper()
@@ -97,10 +97,8 @@ func readMetadata(t *testing.T) (*metadata, []byte) {
 // TestMetadataSchema validates metadata.yaml against Netdata's integration
 // schema (draft-07; collector.json refers to ./shared.json).
 func TestMetadataSchema(t *testing.T) {
-	schemaDir := filepath.Join(repoRoot(t), "..", "shared", "netdata-schemas")
-	if _, err := os.Stat(filepath.Join(schemaDir, "collector.json")); err != nil {
-		t.Skipf("skipping: Netdata's integration schema is not beside the repository (%v)", err)
-	}
+	// Netdata's integration schemas are not part of this repository.
+	schemaDir := filepath.Dir(testkit.RequireShared(t, "netdata-schemas/collector.json"))
 	_, raw := readMetadata(t)
 	var doc any
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -224,13 +222,10 @@ func plugin(t *testing.T) string {
 			buildErr = err.Error()
 			return
 		}
-		bin := filepath.Join(dir, "audit.plugin")
 		// -tags replay: the test build, whose -replay feeds it a status.
-		cmd := exec.Command("go", "build", "-tags", "replay", "-o", bin, "./plugin")
-		cmd.Dir = repoRoot(t)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err.Error() + "\n" + string(out)
+		bin, err := testkit.BuildPluginIn(dir, "-tags", "replay")
+		if err != nil {
+			buildErr = err.Error()
 			return
 		}
 		pluginBin = bin

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/internal/testkit"
 	"auditplugin/netlink/nltest"
 )
 
@@ -53,8 +54,8 @@ func TestSenderLimitAcrossReconnects(t *testing.T) {
 		t.Errorf("limit in use %d, want %d (the held sends of closed clients)", limit.InUse(), bound)
 	}
 	close(release)
-	waitFor(t, "the held sends return their slots", func() bool { return limit.InUse() == 0 })
-	waitFor(t, "the clients' goroutines exit", func() bool { return runtime.NumGoroutine() <= base })
+	testkit.PollUntil(t, "the held sends return their slots", 5*time.Second, func() bool { return limit.InUse() == 0 })
+	testkit.PollUntil(t, "the clients' goroutines exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 }
 
 // reorderConn delays each Send by a random time before it reaches the

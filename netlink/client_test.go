@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/internal/testkit"
 	"auditplugin/netlink/nltest"
 )
 
@@ -72,18 +73,6 @@ func status(c *Client, timeout time.Duration) (Status, error) {
 	return c.Status(ctx)
 }
 
-// waitFor polls cond; the events it waits for take microseconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // statusGivenUp runs a Status whose caller gives up once its request is the
 // n-th one sent: a deadline could expire before the request went out on a
 // loaded machine, and then nothing would be sent at all.
@@ -96,7 +85,7 @@ func statusGivenUp(t *testing.T, c *Client, conn *nltest.Conn, n int) error {
 		_, err := c.Status(ctx)
 		done <- err
 	}()
-	waitFor(t, fmt.Sprintf("request %d is sent", n), func() bool { return len(conn.Requests()) >= n })
+	testkit.PollUntil(t, fmt.Sprintf("request %d is sent", n), 5*time.Second, func() bool { return len(conn.Requests()) >= n })
 	cancel()
 	return <-done
 }
@@ -334,7 +323,7 @@ func TestStatusInterleaved(t *testing.T) {
 				}()
 				// Start the second query only once the first was sent, so
 				// the fake numbers them in the same order as the client.
-				waitFor(t, fmt.Sprintf("request %d is sent", i+1), func() bool { return len(conn.Requests()) == i+1 })
+				testkit.PollUntil(t, fmt.Sprintf("request %d is sent", i+1), 5*time.Second, func() bool { return len(conn.Requests()) == i+1 })
 			}
 			reqs := conn.Requests()
 			tt.inject(conn, answer(reqs[0]), answer(reqs[1]))
@@ -512,7 +501,7 @@ func TestFatalReceiveErrorEndsWaitingQuery(t *testing.T) {
 		_, err := status(c, 10*time.Second)
 		done <- err
 	}()
-	waitFor(t, "the query is sent", func() bool { return len(conn.Requests()) == 1 })
+	testkit.PollUntil(t, "the query is sent", 5*time.Second, func() bool { return len(conn.Requests()) == 1 })
 	conn.InjectError(syscall.EBADF)
 	err := <-done
 	if !errors.Is(err, ErrClosed) || !errors.Is(err, syscall.EBADF) {
@@ -566,7 +555,7 @@ func TestStatusExpiredContext(t *testing.T) {
 	if _, err := c.Status(ctx); !errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
 		t.Errorf("Status(canceled ctx) = %v, want ErrTimeout (context canceled)", err)
 	}
-	waitFor(t, "no send in flight", func() bool { return inFlight(c) == 0 })
+	testkit.PollUntil(t, "no send in flight", 5*time.Second, func() bool { return inFlight(c) == 0 })
 	if n := len(conn.Requests()); n != 0 {
 		t.Errorf("Status(canceled ctx) sent %d requests, want 0", n)
 	}
@@ -632,7 +621,7 @@ func TestHeldSenders(t *testing.T) {
 	}
 
 	unblock()
-	waitFor(t, "the held senders return", func() bool { return inFlight(c) == 0 })
+	testkit.PollUntil(t, "the held senders return", 5*time.Second, func() bool { return inFlight(c) == 0 })
 	// The finished sends lasted longer than the last reading, and are
 	// reported once; then the measure starts again.
 	if p := c.Penalty(); p.Held != 0 || p.LongestHold < p2.LongestHold {
@@ -645,7 +634,7 @@ func TestHeldSenders(t *testing.T) {
 	if err != nil || s.Lost != n+1 {
 		t.Errorf("Status after release = lost %d, %v; want lost %d", s.Lost, err, n+1)
 	}
-	waitFor(t, "the sender goroutines exit", func() bool { return runtime.NumGoroutine() <= base })
+	testkit.PollUntil(t, "the sender goroutines exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 }
 
 // A query held so long that its caller gave up still holds its slot until
@@ -707,8 +696,8 @@ func TestCloseWithHeldSender(t *testing.T) {
 	}
 
 	close(release)
-	waitFor(t, "the held sender closes the connection", func() bool { return conn.closes.Load() > 0 })
-	waitFor(t, "the client's goroutines exit", func() bool { return runtime.NumGoroutine() <= base })
+	testkit.PollUntil(t, "the held sender closes the connection", 5*time.Second, func() bool { return conn.closes.Load() > 0 })
+	testkit.PollUntil(t, "the client's goroutines exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 	if n := conn.closes.Load(); n != 1 {
 		t.Errorf("connection closed %d times, want 1", n)
 	}
@@ -727,7 +716,7 @@ func TestCloseEndsWaitingQuery(t *testing.T) {
 		_, err := status(c, 10*time.Second)
 		done <- err
 	}()
-	waitFor(t, "the query is sent", func() bool { return len(conn.Requests()) == 1 })
+	testkit.PollUntil(t, "the query is sent", 5*time.Second, func() bool { return len(conn.Requests()) == 1 })
 	if err := c.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -745,7 +734,7 @@ func TestCloseEndsWaitingQuery(t *testing.T) {
 	if _, err := status(c, 5*time.Second); !errors.Is(err, ErrClosed) || IsPermanent(err) {
 		t.Errorf("Status after Close = %v, want transient ErrClosed", err)
 	}
-	waitFor(t, "the client's goroutines exit", func() bool { return runtime.NumGoroutine() <= base })
+	testkit.PollUntil(t, "the client's goroutines exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 }
 
 // TestReadOnly drives the client through every path it has (answers, errors,

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/testkit"
 )
 
 // The integration tests only read the kernel (AUDIT_GET); they never change
@@ -70,10 +70,7 @@ func realStatus(t *testing.T, c *Client) Status {
 // auditStatusTool runs the project's reference reader and returns what it printed.
 func auditStatusTool(t *testing.T) map[string]uint64 {
 	t.Helper()
-	tool := filepath.Join("..", "..", "shared", "tools", "audit-status.py")
-	if _, err := os.Stat(tool); err != nil {
-		t.Skipf("reference tool missing: %v", err)
-	}
+	tool := testkit.RequireShared(t, "tools/audit-status.py")
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skipf("python3 is needed to run %s: %v", tool, err)
@@ -106,8 +103,10 @@ func settings(s Status) [8]uint64 {
 
 var settingNames = [8]string{"enabled", "failure", "pid", "rate_limit", "backlog_limit", "backlog_wait_time", "feature_bitmap", "reply_bytes"}
 
-// TestIntegrationStatusMatchesTool compares our reading with
-// shared/tools/audit-status.py, taken between two of ours: settings must be
+// TestIntegrationStatusMatchesTool compares our reading with the reference
+// reader audit-status.py (an independent AUDIT_GET reader in Python, kept in
+// ../shared/tools beside the repository: without it the test skips saying
+// so, under CI=true it fails), taken between two of ours: settings must be
 // equal, and the cumulative counters must lie between our two readings. If
 // the settings changed meanwhile (a tool outside the lock), it tries again.
 func TestIntegrationStatusMatchesTool(t *testing.T) {
@@ -175,7 +174,7 @@ func TestIntegrationStatusConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "every send returns", func() bool { return inFlight(c) == 0 })
+	testkit.PollUntil(t, "every send returns", 5*time.Second, func() bool { return inFlight(c) == 0 })
 }
 
 // TestIntegrationStatusUnprivileged runs this test binary's
@@ -189,7 +188,7 @@ func TestIntegrationStatusUnprivileged(t *testing.T) {
 		want string
 		wrap []string
 	}{
-		{"no CAP_AUDIT_CONTROL", "permission", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}},
+		{"no CAP_AUDIT_CONTROL", "permission", testkit.AsNobody()},
 		{"user namespace", "namespace", []string{"unshare", "--user"}},
 	}
 	for _, tt := range tests {
@@ -219,31 +218,7 @@ func copyTestBinary(t *testing.T) string {
 	if err != nil {
 		t.Skipf("cannot find the test binary: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "auditplugin-netlink-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	exe := filepath.Join(dir, "netlink.test")
-	dst, err := os.OpenFile(exe, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return exe
+	return testkit.CopyForOthers(t, self, "netlink.test")
 }
 
 // TestIntegrationHelper is run by TestIntegrationStatusUnprivileged.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // TestIntegrationClientUnderSenderPenalty runs the real socket through the
@@ -34,20 +34,7 @@ func TestIntegrationClientUnderSenderPenalty(t *testing.T) {
 	for range 2 {
 		go k.Generate(20000, dir) // killed by the restore
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		s, err := kerneltest.ReadStatus()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Backlog >= 950 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("backlog never filled: %v", s)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	kerneltest.WaitBacklog(t, 950, 20*time.Second)
 	// A limit far below the queue: every sender is over it now.
 	k.Set(kerneltest.Settings{Enabled: 1, BacklogLimit: 100, BacklogWaitTime: waitJiffies})
 

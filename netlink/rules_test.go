@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 	"auditplugin/netlink/nltest"
 )
 

@@ -8,14 +8,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
-)
 
-func skipShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: builds the packages with nfpm (go run, may download it)")
-	}
-}
+	"auditplugin/internal/testkit"
+)
 
 // scriptFile reads packaging/scripts/NAME.
 func scriptFile(t *testing.T, name string) string {
@@ -33,8 +28,8 @@ func scriptFile(t *testing.T, name string) string {
 // depends on netdata (the group) and libcap2-bin (setcap); its version is
 // packaging/version.sh's; and two builds of one commit are byte-identical.
 func TestDebPackage(t *testing.T) {
-	skipShort(t)
-	requireTools(t, "dpkg-deb", "make", "git")
+	testkit.SkipShort(t, "builds the packages with nfpm (go run, may download it)")
+	testkit.RequireTools(t, "dpkg-deb", "make", "git")
 	deb := buildPackage(t, "deb")
 
 	var got []string
@@ -130,8 +125,8 @@ func TestDebPackage(t *testing.T) {
 // (the netdata package owns them), the same scriptlets, and Requires on
 // netdata and libcap (setcap).
 func TestRPMPackage(t *testing.T) {
-	skipShort(t)
-	requireTools(t, "rpm", "make", "git")
+	testkit.SkipShort(t, "builds the packages with nfpm (go run, may download it)")
+	testkit.RequireTools(t, "rpm", "make", "git")
 	rpm := buildPackage(t, "rpm")
 
 	files := strings.Fields(run(t, "rpm", "-qp", "--filesbypkg", rpm))

@@ -15,8 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // debRoots are the directories installing and removing the .deb touches
@@ -41,7 +42,7 @@ func requireDebianMachine(t *testing.T) {
 	if euid := os.Geteuid(); euid != 0 {
 		t.Skipf("needs root: dpkg -i installs into Netdata's directories and sets a file capability (euid is %d)", euid)
 	}
-	requireTools(t, "dpkg", "dpkg-deb", "dpkg-query", "setcap", "getcap", "make", "git")
+	testkit.RequireTools(t, "dpkg", "dpkg-deb", "dpkg-query", "setcap", "getcap", "make", "git")
 	if _, err := user.Lookup("netdata"); err != nil {
 		t.Skipf("needs the netdata user (Debian's netdata package): %v", err)
 	}
@@ -171,7 +172,7 @@ func checkInstalled(t *testing.T, deb string) {
 // the file system as it was and dpkg knows nothing of the package.
 func TestIntegrationDebInNetdata137(t *testing.T) {
 	requireDebianMachine(t)
-	e2e.SkipIfUnavailable(t)
+	netdatatest.RequireNetdata(t)
 	withDeb(t, true, func(t0 time.Time) {
 		// install.sh refuses to install over the package (dry run: it
 		// would change nothing even if it did not refuse).
@@ -181,7 +182,7 @@ func TestIntegrationDebInNetdata137(t *testing.T) {
 			t.Errorf("install.sh over the package: %v, want a refusal naming %s:\n%s", err, debLink, out)
 		}
 
-		n := e2e.Start(t, e2e.Options{
+		n := netdatatest.Start(t, netdatatest.Options{
 			PluginsDir:   debPlugins,
 			RunAsNetdata: true,
 			ExtraConf:    realLayoutConf(t, debPlugins, stockHealth),
@@ -254,20 +255,7 @@ func checkPluginLog(t *testing.T, log string) {
 // real plugins directory, with the real stock health directory.
 func realLayoutConf(t *testing.T, pluginsDir, health string) string {
 	t.Helper()
-	var b strings.Builder
-	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
-	entries, err := os.ReadDir(pluginsDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
-			fmt.Fprintf(&b, "\t%s = no\n", name)
-		}
-	}
-	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", health)
-	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
-	return b.String()
+	return netdatatest.OnlyAuditPlugin(t, pluginsDir, health)
 }
 
 // pluginPID waits up to 15 s for the one *.plugin process descending from
@@ -306,7 +294,8 @@ func pluginPID(t *testing.T, agent int) int {
 // descends reports whether process pid is a descendant of ancestor.
 func descends(pid, ancestor int) bool {
 	for i := 0; i < 32 && pid > 1; i++ {
-		ppid, err := strconv.Atoi(procStatus(pid)["PPid"])
+		st, _ := testkit.ReadProcStatus(pid)
+		ppid, err := strconv.Atoi(st["PPid"])
 		if err != nil {
 			return false
 		}
@@ -318,17 +307,6 @@ func descends(pid, ancestor int) bool {
 	return false
 }
 
-func procStatus(pid int) map[string]string {
-	out := map[string]string{}
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			out[k] = strings.TrimSpace(v)
-		}
-	}
-	return out
-}
-
 // checkRunsAsNetdata: user netdata (all four ids), exactly CAP_AUDIT_CONTROL
 // permitted and effective, nothing inherited or ambient.
 func checkRunsAsNetdata(t *testing.T, pid int) {
@@ -337,7 +315,7 @@ func checkRunsAsNetdata(t *testing.T, pid int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := procStatus(pid)
+	st, _ := testkit.ReadProcStatus(pid)
 	want := map[string]string{
 		"Uid":    strings.Repeat(u.Uid+"\t", 3) + u.Uid,
 		"Gid":    strings.Repeat(u.Gid+"\t", 3) + u.Gid,
@@ -353,13 +331,13 @@ func checkRunsAsNetdata(t *testing.T, pid int) {
 	}
 }
 
-// agentAPI is what the checks ask an agent: e2e.Host for the harness's
-// 1.37, nd2Agent for a 2.11 started with ndlab2.sh.
+// agentAPI is what the checks ask an agent: netdatatest.Host for the harness's
+// 1.37, netdatatest.Lab2 for a 2.11 started with ndlab2.sh.
 type agentAPI interface {
-	Charts() (map[string]e2e.Chart, error)
-	Data(chart string, afterSec int) (*e2e.Data, error)
-	Alarms() (map[string]e2e.Alarm, int64, error)
-	WaitChart(t testing.TB, id string, timeout time.Duration) *e2e.Data
+	Charts() (map[string]netdatatest.Chart, error)
+	Data(chart string, afterSec int) (*netdatatest.Data, error)
+	Alarms() (map[string]netdatatest.Alarm, int64, error)
+	WaitChart(t testing.TB, id string, timeout time.Duration) *netdatatest.Data
 }
 
 // checkCharts: the charts exist, and those with a fixed value carry the
@@ -462,7 +440,7 @@ func checkAlertsLoaded(t *testing.T, n agentAPI, configErrors []string, ignore f
 		}
 	}
 	// 2.11 attaches alerts to charts some seconds after they appear.
-	var alarms map[string]e2e.Alarm
+	var alarms map[string]netdatatest.Alarm
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		if alarms, _, err = n.Alarms(); err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
 	"auditplugin/installtest"
+	"auditplugin/internal/testkit"
 )
 
 // Where the packages put things (packaging/nfpm.yaml).
@@ -37,7 +36,7 @@ const (
 )
 
 // repoRoot is the repository (go test runs in packaging/).
-func repoRoot(t testing.TB) string { return e2e.ModuleRoot(t) }
+func repoRoot(t testing.TB) string { return testkit.Root(t) }
 
 var built struct {
 	sync.Mutex
@@ -159,39 +158,10 @@ func run(t testing.TB, name string, args ...string) string {
 	return stdout.String()
 }
 
-func requireTools(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s in PATH (%v)", tool, err)
-		}
-	}
-}
-
 // lockSystem holds installtest.SystemLockFile for the rest of t.
 func lockSystem(t testing.TB) {
 	t.Helper()
-	f, err := os.OpenFile(installtest.SystemLockFile, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatalf("open lock: %v", err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			t.Fatalf("flock %s: %v", installtest.SystemLockFile, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			t.Fatalf("%s still held after 5 minutes", installtest.SystemLockFile)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Cleanup(func() { f.Close() })
+	testkit.Flock(t, installtest.SystemLockFile)
 }
 
 func fileHash(t testing.TB, p string) string {

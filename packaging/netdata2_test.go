@@ -1,184 +1,19 @@
 package packaging
 
 import (
-	"encoding/json"
-	"fmt"
-	"math"
-	"net/http"
-	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"auditplugin/e2e"
+	"auditplugin/internal/netdatatest"
 )
 
-// Netdata 2.11, built for Debian 12 (which packages only 1.37), from
-// ../shared/netdata-2.11/: its ndlab2.sh starts a throwaway agent.
-const nd2Prefix = "/opt/netdata2"
-
-// requireNetdata2 installs Netdata 2.11 with the repository's
-// .ci/netdata2.sh when it is missing and the script exists, and skips with
-// the reason when it cannot be had.
-func requireNetdata2(t *testing.T) {
+// startNetdata2 runs a Netdata 2.11 with the stock plugins plus those of
+// pluginsDir, as user netdata, with extraConf appended to its netdata.conf.
+func startNetdata2(t *testing.T, pluginsDir, extraConf string) *netdatatest.Lab2 {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(nd2Prefix, "ndlab2.sh")); err == nil {
-		return
-	}
-	script := filepath.Join(repoRoot(t), ".ci", "netdata2.sh")
-	if _, err := os.Stat(script); err != nil {
-		t.Skipf("Netdata 2.11 is not installed in %s, and there is no .ci/netdata2.sh to install it from ../shared/netdata-2.11/", nd2Prefix)
-	}
-	out, err := exec.Command(script).CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 {
-		t.Skipf("skipping on Netdata 2.11: %s", out)
-	}
-	if err != nil {
-		t.Fatalf("installing Netdata 2.11 (.ci/netdata2.sh): %v\n%s", err, out)
-	}
-}
-
-// nd2Agent is a Netdata 2.11 started by ndlab2.sh.
-type nd2Agent struct {
-	url, workdir, logdir string
-	pid                  int
-}
-
-// startNetdata2 runs ndlab2.sh: stock plugins dir plus pluginsDir (whose
-// *.plugin it enables), run as user netdata, with extraConf appended to its
-// netdata.conf; t.Cleanup stops it.
-func startNetdata2(t *testing.T, pluginsDir, extraConf string) *nd2Agent {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(nd2Prefix, "ndlab2.sh"), "-p", pluginsDir, "-u", "netdata")
-	cmd.Env = append(os.Environ(), "ND_EXTRA_CONF="+extraConf)
-	out, err := cmd.Output()
-	a := &nd2Agent{}
-	for _, l := range strings.Split(string(out), "\n") {
-		k, v, _ := strings.Cut(l, "=")
-		switch k {
-		case "ND_URL":
-			a.url = v
-		case "ND_PID":
-			fmt.Sscan(v, &a.pid)
-		case "ND_WORKDIR":
-			a.workdir = v
-		case "ND_LOGDIR":
-			a.logdir = v
-		}
-	}
-	if a.pid != 0 {
-		t.Cleanup(func() { a.stop(t) })
-	}
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("ndlab2.sh: %v\n%s%s", err, out, stderr)
-	}
-	return a
-}
-
-func (a *nd2Agent) stop(t *testing.T) {
-	if a.pid == 0 {
-		return
-	}
-	if out, err := exec.Command(filepath.Join(nd2Prefix, "stop2.sh"), fmt.Sprint(a.pid), a.workdir).CombinedOutput(); err != nil {
-		t.Errorf("stop2.sh: %v\n%s", err, out)
-	}
-	a.pid = 0
-}
-
-func (a *nd2Agent) log(name string) string {
-	b, _ := os.ReadFile(filepath.Join(a.logdir, name))
-	return string(b)
-}
-
-func (a *nd2Agent) get(path string, q url.Values, v any) error {
-	u := a.url + path
-	if q != nil {
-		u += "?" + q.Encode()
-	}
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(u)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func (a *nd2Agent) Charts() (map[string]e2e.Chart, error) {
-	var r struct {
-		Charts map[string]e2e.Chart `json:"charts"`
-	}
-	err := a.get("/api/v1/charts", nil, &r)
-	return r.Charts, err
-}
-
-func (a *nd2Agent) Data(chart string, afterSec int) (*e2e.Data, error) {
-	var r struct {
-		Labels []string     `json:"labels"`
-		Data   [][]*float64 `json:"data"`
-	}
-	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(-afterSec)}, "format": {"json"}}
-	if err := a.get("/api/v1/data", q, &r); err != nil {
-		return nil, err
-	}
-	d := &e2e.Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
-	for i, row := range r.Data {
-		d.Rows[i] = make([]float64, len(row))
-		for j, v := range row {
-			d.Rows[i][j] = math.NaN()
-			if v != nil {
-				d.Rows[i][j] = *v
-			}
-		}
-	}
-	return d, nil
-}
-
-func (a *nd2Agent) Alarms() (map[string]e2e.Alarm, int64, error) {
-	var r struct {
-		Latest int64                `json:"latest_alarm_log_unique_id"`
-		Alarms map[string]e2e.Alarm `json:"alarms"`
-	}
-	// "?all" exactly: Netdata skips "all=" (an empty value).
-	err := a.get("/api/v1/alarms?all", nil, &r)
-	return r.Alarms, r.Latest, err
-}
-
-// WaitChart waits until the chart's last 10 s hold two collected values.
-func (a *nd2Agent) WaitChart(t testing.TB, id string, timeout time.Duration) *e2e.Data {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		d, err := a.Data(id, 10)
-		if err == nil {
-			n := 0
-			for _, r := range d.Rows {
-				for _, v := range r[1:] {
-					if !math.IsNaN(v) {
-						n++
-						break
-					}
-				}
-			}
-			if n >= 2 {
-				return d
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Netdata 2.11: chart %s has no data after %v (last error %v)", id, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return netdatatest.StartLab2(t, pluginsDir, extraConf)
 }
 
 // The .deb under a real Netdata 2.11 laid out as Netdata's own packages are:
@@ -190,23 +25,23 @@ func (a *nd2Agent) WaitChart(t testing.TB, id string, timeout time.Duration) *e2
 // from the packaged file; dpkg -r leaves nothing.
 func TestIntegrationDebInNetdata211(t *testing.T) {
 	requireDebianMachine(t)
-	requireNetdata2(t)
+	netdatatest.RequireNetdata2(t)
 	withDeb(t, false, func(t0 time.Time) {
 		a := startNetdata2(t, filepath.Dir(plugin),
 			"[directories]\n    stock health config = "+stockHealth+"\n")
 		a.WaitChart(t, "linux_audit.backlog_utilization", 60*time.Second)
 		t.Logf("Netdata 2.11: linux_audit.backlog_utilization has data %v after dpkg -i", time.Since(t0).Round(100*time.Millisecond))
-		pid := pluginPID(t, a.pid)
+		pid := pluginPID(t, a.PID)
 		checkRunsAsNetdata(t, pid)
 		checkCharts(t, a)
 		var configErrors []string
-		for _, l := range strings.Split(a.log("daemon.log")+a.log("health.log"), "\n") {
+		for _, l := range strings.Split(a.Log("daemon.log")+a.Log("health.log"), "\n") {
 			if strings.Contains(l, alert) && (strings.Contains(strings.ToLower(l), "error") || strings.Contains(l, "unknown")) {
 				configErrors = append(configErrors, l)
 			}
 		}
 		checkAlertsLoaded(t, a, configErrors, nil)
-		checkPluginLog(t, a.log("collector.log"))
-		a.stop(t)
+		checkPluginLog(t, a.Log("collector.log"))
+		a.Stop(t)
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // Units for the drop-in decision. Debian's 1.37 unit bounds capabilities
@@ -71,7 +73,7 @@ func TestIntegrationMaintainerScripts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: postinstall chowns the plugin to root:netdata and sets a file capability")
 	}
-	requireTools(t, "sh", "setcap", "getcap", "getent")
+	testkit.RequireTools(t, "sh", "setcap", "getcap", "getent")
 	if err := exec.Command("getent", "group", "netdata").Run(); err != nil {
 		t.Skip("needs the netdata group (Debian's netdata package)")
 	}

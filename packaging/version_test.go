@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // version.sh on a scratch git repository: untagged commits (whose hash may
@@ -13,7 +15,7 @@ import (
 // answer is a valid dpkg and rpm version (leading digit, no "-") and later
 // commits sort later (dpkg --compare-versions).
 func TestVersionScript(t *testing.T) {
-	requireTools(t, "git", "dpkg")
+	testkit.RequireTools(t, "git", "dpkg")
 	script := filepath.Join(repoRoot(t), "packaging", "version.sh")
 	dir := t.TempDir()
 	git := func(args ...string) string {

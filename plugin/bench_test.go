@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/bench"
+	"auditplugin/internal/benchkit"
 	"auditplugin/netlink"
 )
 
@@ -18,7 +18,7 @@ import (
 // cpu-%core@4Hz metric is therefore the sampler's and emitter's CPU per
 // second at the default rate; run.sh prints it next to the raw round trip's.
 func BenchmarkSamplerKernel(b *testing.B) {
-	bench.LockQuiet(b)
+	benchkit.LockQuiet(b)
 	benchSampler(b, kernelClient(netlink.NewSenderLimit(netlink.DefaultMaxSenders)))
 }
 
@@ -28,8 +28,11 @@ func BenchmarkSamplerFake(b *testing.B) {
 	benchSampler(b, kernel(steadyKernel(steadyPayload), netlink.DefaultMaxSenders))
 }
 
+// sampleRate is the default number of samples a second.
+const sampleRate = int(time.Second / defaultSampleInterval)
+
 // steadySamples is what the growth estimator holds at the default rate.
-const steadySamples = 20 * bench.DefaultRate
+const steadySamples = 20 * sampleRate
 
 func benchSampler(b *testing.B, newClient func() (statusClient, error)) {
 	s := newSampler(newClient, defaultSampleInterval, newStateLog(io.Discard), newGrowthEstimator(20*time.Second))
@@ -52,7 +55,7 @@ func benchSampler(b *testing.B, newClient func() (statusClient, error)) {
 
 	lat := make([]time.Duration, 0, 4096)
 	samples, retries, waits := 0, 0, 0
-	cpu0 := bench.CPUTime(false)
+	cpu0 := benchkit.CPUTime(false)
 	for b.Loop() {
 		// Back to back, the previous query's send may still be returning
 		// (the kernel queues the reply from a thread it starts inside
@@ -73,13 +76,13 @@ func benchSampler(b *testing.B, newClient func() (statusClient, error)) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if n > samples%bench.DefaultRate {
+			if n > samples%sampleRate {
 				break
 			}
 			retries++
 		}
 		samples++
-		if samples%bench.DefaultRate == 0 {
+		if samples%sampleRate == 0 {
 			// Back to back, the -growth-window span would hold thousands of
 			// samples; at the default rate it holds 80 (20 s at 4/s).
 			if g := s.growth; len(g.samples) > steadySamples {
@@ -92,7 +95,7 @@ func benchSampler(b *testing.B, newClient func() (statusClient, error)) {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	bench.Report(b, lat, bench.CPUTime(false)-cpu0)
+	benchkit.Report(b, lat, benchkit.CPUTime(false)-cpu0)
 	b.ReportMetric(float64(retries)/float64(samples), "retries/op")
 	b.ReportMetric(float64(waits)/float64(samples), "waits/op")
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/internal/testkit"
 	"auditplugin/netlink"
 	"auditplugin/netlink/nltest"
 )
@@ -486,25 +487,13 @@ func TestCancelBeforeFirstStatusClosesSocket(t *testing.T) {
 	conn := nltest.Dial(func(syscall.NetlinkMessage) ([][]byte, error) { return nil, nil })
 	h := newHarness(kernel(conn, 4))
 	exit, cancel := h.start(t)
-	pollUntil(t, "a query", func() bool { return len(conn.Requests()) > 0 })
+	testkit.PollUntil(t, "a query", 2*time.Second, func() bool { return len(conn.Requests()) > 0 })
 	cancel()
 	waitExit(t, exit, 2*time.Second)
-	pollUntil(t, "the socket closed", func() bool {
+	testkit.PollUntil(t, "the socket closed", 2*time.Second, func() bool {
 		err := conn.Send(syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: 1000, Flags: syscall.NLM_F_REQUEST}})
 		return err == syscall.EBADF
 	})
-}
-
-// pollUntil polls cond for up to 2 s.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // A socket whose replies never come, though the kernel takes every query

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // answerOf returns the body of the Function answer for txid in out, if any.

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/testkit"
 )
 
 // hidepidNobody is a wrapper that runs a command as uid 65534 in a private
@@ -25,7 +26,7 @@ func hidepidNobody(t *testing.T) []string {
 		}
 	}
 	w := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$0" "$@"`}
+		"mount -t proc -o hidepid=2 proc /proc && exec " + strings.Join(testkit.AsNobody(), " ") + ` "$0" "$@"`}
 	// The setup really hides a root process (this one) from the plugin's user.
 	mine := fmt.Sprintf("/proc/%d", os.Getpid())
 	out, err := exec.Command(w[0], append(w[1:], "sh", "-c", `test -e /proc/self/status && ! test -e "$0" && echo hidden`, mine)...).CombinedOutput()

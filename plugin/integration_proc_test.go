@@ -11,52 +11,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"auditplugin/internal/testkit"
 )
 
-// pluginBuild is the binary under test, built once per test binary run.
-var pluginBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// pluginBinary builds the plugin like Netdata's packagers (no race
-// detector, no cgo) into tmp/audit.plugin next to this package's sources.
+// pluginBinary is the plugin as Netdata's packagers build it (no race
+// detector, no cgo), built once for all the tests of this package.
 func pluginBinary(t *testing.T) string {
 	t.Helper()
-	pluginBuild.once.Do(func() {
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		dir, err := filepath.Abs("tmp")
-		if err == nil {
-			err = os.MkdirAll(dir, 0o755)
-		}
-		if err != nil {
-			pluginBuild.err = err
-			return
-		}
-		path := filepath.Join(dir, "audit.plugin")
-		cmd := exec.Command(goTool, "build", "-o", path, "./")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			pluginBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
-			return
-		}
-		pluginBuild.path = path
-	})
-	if pluginBuild.err != nil {
-		t.Fatalf("building audit.plugin: %v", pluginBuild.err)
-	}
-	return pluginBuild.path
+	return testkit.SharedPlugin(t)
 }
 
 // pluginProc is one audit.plugin subprocess. Its stdout is read as it
@@ -211,11 +180,10 @@ func (p *pluginProc) watchdog() {
 
 // watchProc samples /proc/PID/status every 100 ms until the process is gone.
 func (p *pluginProc) watchProc() {
-	path := "/proc/" + strconv.Itoa(p.pid) + "/status"
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if s, ok := readProcStatus(path); ok {
+		if s, ok := readProcStatus(p.pid); ok {
 			p.mu.Lock()
 			p.proc = append(p.proc, s)
 			p.mu.Unlock()
@@ -228,26 +196,14 @@ func (p *pluginProc) watchProc() {
 	}
 }
 
-func readProcStatus(path string) (procSample, bool) {
-	b, err := os.ReadFile(path)
+func readProcStatus(pid int) (procSample, bool) {
+	st, err := testkit.ReadProcStatus(pid)
 	if err != nil {
 		return procSample{}, false
 	}
-	s := procSample{at: time.Now()}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "Threads":
-			s.threads, _ = strconv.Atoi(f[0])
-		case "VmRSS":
-			s.rssKB, _ = strconv.Atoi(f[0])
-		}
-	}
-	return s, s.threads > 0
+	threads, _ := st.Int("Threads")
+	rss, _ := st.Int("VmRSS")
+	return procSample{at: time.Now(), threads: int(threads), rssKB: int(rss)}, threads > 0
 }
 
 // waitCycles waits until n cycles are complete; it fails the test on a

@@ -16,15 +16,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/testkit"
 	"auditplugin/netlink"
-	"auditplugin/netlink/kerneltest"
 )
 
 const (
@@ -638,22 +638,7 @@ func TestIntegrationStall(t *testing.T) {
 // copy cap_audit_control+ep, as install.sh does.
 func capabilityCopy(t *testing.T, exe string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "auditplugin-setcap-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	capExe := filepath.Join(dir, "audit.plugin")
-	b, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(capExe, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	capExe := testkit.CopyForOthers(t, exe, "audit.plugin")
 	if out, err := exec.Command("setcap", "cap_audit_control+ep", capExe).CombinedOutput(); err != nil {
 		t.Skipf("setcap on %s: %v: %s", capExe, err, out)
 	}
@@ -674,7 +659,7 @@ func TestIntegrationUnprivileged(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	nobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+	nobody := testkit.AsNobody()
 	if out, err := exec.Command(nobody[0], append(nobody[1:], "true")...).CombinedOutput(); err != nil {
 		t.Skipf("setpriv does not work here: %v: %s", err, out)
 	}
@@ -715,14 +700,10 @@ func TestIntegrationUnprivileged(t *testing.T) {
 		p := newPluginProc(t, "audit.plugin 1 as nobody with cap_audit_control+ep", time.Second)
 		p.start(nobody, capExe, "1")
 		sts := cycleStatuses(t, p, 2)
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid)); err == nil {
-			for _, line := range strings.Split(string(b), "\n") {
-				if strings.HasPrefix(line, "Uid:") || strings.HasPrefix(line, "CapEff:") {
-					t.Logf("plugin %s", line)
-					if f := strings.Fields(line); f[0] == "Uid:" && f[2] != "65534" {
-						t.Errorf("plugin runs with euid %s, want 65534", f[2])
-					}
-				}
+		if st, err := testkit.ReadProcStatus(p.pid); err == nil {
+			t.Logf("plugin Uid: %s, CapEff: %s", st["Uid"], st["CapEff"])
+			if f := strings.Fields(st["Uid"]); len(f) > 1 && f[1] != "65534" {
+				t.Errorf("plugin runs with euid %s, want 65534", f[1])
 			}
 		}
 		s := stopAndCheck(t, p, 10*time.Second)

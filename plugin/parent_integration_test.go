@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 // processGone reports whether pid has exited (gone, or a zombie nobody reaped).

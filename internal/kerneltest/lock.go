@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"auditplugin/internal/testkit"
 )
 
 // LockFile serialises every kernel-touching test on this machine: go test
@@ -106,15 +108,22 @@ func Lock(t testing.TB) {
 	}
 }
 
+// RequireWaitTimeActual skips t unless the kernel's audit status carries
+// backlog_wait_time_actual (a 44-byte reply, Linux 5.9+), which the
+// plugin's stall alert reads, or when the status cannot be read.
+func RequireWaitTimeActual(t testing.TB) {
+	t.Helper()
+	if st, err := ReadStatus(); err != nil {
+		t.Skipf("skipping: cannot read the kernel audit status: %v", err)
+	} else if st.ReplyBytes < 44 {
+		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
+	}
+}
+
 // RequireRoot skips t unless the process runs as root (the audit netlink
 // commands need CAP_AUDIT_CONTROL in the initial namespaces). It also skips
 // under -short: real-kernel tests are not part of the quick unit run.
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping a real-kernel audit test")
-	}
-	if euid := os.Geteuid(); euid != 0 {
-		t.Skipf("needs root: the kernel audit tests send AUDIT_GET/AUDIT_SET (euid is %d)", euid)
-	}
+	testkit.RequireRoot(t, "the kernel audit tests send AUDIT_GET/AUDIT_SET")
 }

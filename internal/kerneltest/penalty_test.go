@@ -80,20 +80,7 @@ func TestIntegrationRestoreUnderSenderPenalty(t *testing.T) {
 		for range gens {
 			go func() { genDone <- k.Generate(20000, dir) }()
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			s, err := ReadStatus()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.Backlog >= 950 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("backlog never filled: %v", s)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
+		WaitBacklog(t, 950, 20*time.Second)
 		// A limit far below the queue: every sender is over it now.
 		k.Set(Settings{Enabled: 1, BacklogLimit: 100, BacklogWaitTime: waitJiffies})
 

@@ -5,9 +5,11 @@ import (
 	"fmt"
 )
 
-// Status is the kernel's audit state as read by this package's own reader.
-// It mirrors ../../shared/tools/audit-status.py. Fields the kernel did not
-// send (see ReplyBytes) are zero.
+// Status is the kernel's audit state as read by this package's own reader,
+// independent of the plugin's client: the fields of struct audit_status in
+// the kernel's order (mask first, then enabled, failure, pid, ...), as the
+// reference reader audit-status.py prints them (TestIntegrationReadStatusMatchesTool
+// compares the two). Fields the kernel did not send (see ReplyBytes) are zero.
 type Status struct {
 	Enabled               uint32 // 0 off, 1 on, 2 immutable
 	Failure               uint32 // 0 silent, 1 printk, 2 panic

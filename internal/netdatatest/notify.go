@@ -1,4 +1,4 @@
-package e2e
+package netdatatest
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 // calls do not interleave.
 func recorderScript(file string) string {
 	return fmt.Sprintf(`#!/bin/sh
-# written by auditplugin/e2e: records alarm notifications
+# written by auditplugin/internal/netdatatest: records alarm notifications
 us=$(printf '\037')
 line=""
 for a in "$@"; do line="$line$a$us"; done

@@ -1,4 +1,4 @@
-package e2e
+package netdatatest
 
 import (
 	"errors"
@@ -7,11 +7,13 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // Netdata2Binary is Netdata 2.11's executable, installed from
 // ../shared/netdata-2.11/ by .ci/netdata2.sh (Debian 12 packages only 1.37).
-const Netdata2Binary = "/opt/netdata2/usr/sbin/netdata"
+const Netdata2Binary = Netdata2Prefix + "/usr/sbin/netdata"
 
 // Agent is one Netdata of the test matrix.
 type Agent struct {
@@ -29,15 +31,15 @@ var Agents = []Agent{
 // Agent2 is the matrix's Netdata 2.11.
 var Agent2 = Agents[1]
 
-// Require skips t when the agent cannot run here (see SkipIfUnavailable);
+// Require skips t when the agent cannot run here (see RequireNetdata);
 // for 2.11 it first installs it when missing (.ci/netdata2.sh): it skips,
 // saying why, when ../shared/netdata-2.11 is not beside the repository, and
 // fails when that happens under CI=true or the install fails.
 func (a Agent) Require(t testing.TB) {
 	t.Helper()
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	if a.Binary == Netdata2Binary {
-		ensureNetdata2(t)
+		RequireNetdata2(t)
 	}
 	if _, err := os.Stat(a.Binary); err != nil {
 		t.Skipf("skipping on %s: %v", a.Name, err)
@@ -51,9 +53,13 @@ var netdata2Once struct {
 	err  error
 }
 
-func ensureNetdata2(t testing.TB) {
+// RequireNetdata2 installs Netdata 2.11 into /opt/netdata2 with
+// .ci/netdata2.sh when it is missing. Without ../shared/netdata-2.11 beside
+// the repository it skips t saying so, or fails under CI=true (the script
+// exits 1 then); any other install failure fails t.
+func RequireNetdata2(t testing.TB) {
 	t.Helper()
-	root := ModuleRoot(t)
+	root := testkit.Root(t)
 	netdata2Once.Do(func() {
 		cmd := exec.Command(filepath.Join(root, ".ci", "netdata2.sh"))
 		cmd.Dir = root

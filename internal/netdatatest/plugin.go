@@ -1,7 +1,6 @@
-package e2e
+package netdatatest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -12,49 +11,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// ModuleRoot returns the directory of this module's go.mod (module
-// auditplugin), searched upwards from the working directory (a test's
-// package directory).
-func ModuleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(b, []byte("module auditplugin\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("e2e: go.mod of module auditplugin not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// BuildPlugin builds the module's ./plugin as a static executable in a
-// temporary directory of t and returns its path (the go build cache makes
-// repeated builds cheap). Build tags select test-only code: "replay" adds
-// the -replay option, which the shipped binary does not have.
-func BuildPlugin(t testing.TB, tags ...string) string {
-	t.Helper()
-	// go test puts its own go first in PATH.
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("e2e: building the plugin: %v", err)
-	}
-	out := filepath.Join(t.TempDir(), "audit.plugin")
-	cmd := exec.Command(goBin, "build", "-tags", strings.Join(tags, ","), "-o", out, "./plugin")
-	cmd.Dir = ModuleRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("e2e: go build ./plugin: %v\n%s", err, b)
-	}
-	return out
-}
 
 // ErrNoSetcap is returned by PluginDir when a capability was asked for and
 // setcap is not installed (Debian package libcap2-bin).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,10 +15,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"auditplugin/internal/testkit"
 )
 
 // Kernel tests: root only (they skip otherwise), one at a time machine-wide.
-// Run with: go test -race -count=1 ./netlink/kerneltest/
+// Run with: go test -race -count=1 ./internal/kerneltest/
 
 // lockedStatus reads the state under the lock, so it never sees another
 // test's settings half-way.
@@ -57,10 +58,8 @@ func noRecoveryFile(t *testing.T) {
 }
 
 func TestIntegrationReadStatusMatchesTool(t *testing.T) {
-	tool, _ := filepath.Abs("../../../shared/tools/audit-status.py")
-	if _, err := os.Stat(tool); err != nil {
-		t.Skipf("%s not found", tool)
-	}
+	RequireRoot(t)
+	tool := testkit.RequireShared(t, "tools/audit-status.py")
 	Lock(t)
 	out, err := exec.Command("python3", tool).CombinedOutput()
 	if err != nil {
@@ -510,7 +509,7 @@ func TestIntegrationRecoveryAfterSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Skip("no go tool to build cmd/audit-restore")
 		}
-		out, err := exec.Command(goTool, "run", "./cmd/audit-restore").CombinedOutput()
+		out, err := exec.Command(goTool, "run", "auditplugin/cmd/audit-restore").CombinedOutput()
 		t.Logf("audit-restore: %s", bytes.TrimSpace(out))
 		if err != nil {
 			t.Fatal(err)

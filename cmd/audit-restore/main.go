@@ -1,6 +1,7 @@
 // Command audit-restore puts back the kernel audit state that a killed
-// kernel test left behind (see kerneltest.RecoverLeftover). CI runs it before
-// and after the tests; it does nothing when no test died mid-setup.
+// kernel test left behind (see kerneltest.RecoverLeftover). .ci/run runs it
+// before the tests (`make restore` by hand); it does nothing when no test
+// died mid-setup.
 package main
 
 import (
@@ -8,7 +9,7 @@ import (
 	"fmt"
 	"os"
 
-	"auditplugin/netlink/kerneltest"
+	"auditplugin/internal/kerneltest"
 )
 
 func main() {

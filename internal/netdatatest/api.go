@@ -1,4 +1,4 @@
-package e2e
+package netdatatest
 
 import (
 	"encoding/json"
@@ -21,6 +21,10 @@ type Host struct {
 	base string // URL prefix that /api/v1/... is appended to
 	guid string // machine GUID of the host; "" for the agent's own host
 }
+
+// HostAt reads the API of an agent this package did not start (such as a
+// Netdata 2.x a test runs itself) at url.
+func HostAt(url string) *Host { return &Host{base: url} }
 
 // HostURL is the prefix of this host's API: the agent's URL, or
 // URL/host/GUID for a child seen on a parent.
@@ -97,11 +101,16 @@ func (d *Data) Latest(label string) (float64, bool) {
 
 // Data returns /api/v1/data?chart=CHART&after=-AFTERSEC&format=json.
 func (h *Host) Data(chart string, afterSec int) (*Data, error) {
+	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(-afterSec)}, "format": {"json"}}
+	return h.data(q)
+}
+
+// data reads /api/v1/data with q; nulls become NaN.
+func (h *Host) data(q url.Values) (*Data, error) {
 	var r struct {
 		Labels []string     `json:"labels"`
 		Data   [][]*float64 `json:"data"`
 	}
-	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(-afterSec)}, "format": {"json"}}
 	if err := h.get("/api/v1/data", q, &r); err != nil {
 		return nil, err
 	}
@@ -121,25 +130,8 @@ func (h *Host) Data(chart string, afterSec int) (*Data, error) {
 // DataRange returns /api/v1/data?chart=CHART&after=AFTER&before=BEFORE
 // (unix seconds) in format=json, one row per second of update every 1.
 func (h *Host) DataRange(chart string, after, before int64) (*Data, error) {
-	var r struct {
-		Labels []string     `json:"labels"`
-		Data   [][]*float64 `json:"data"`
-	}
 	q := url.Values{"chart": {chart}, "after": {fmt.Sprint(after)}, "before": {fmt.Sprint(before)}, "format": {"json"}}
-	if err := h.get("/api/v1/data", q, &r); err != nil {
-		return nil, err
-	}
-	d := &Data{Labels: r.Labels, Rows: make([][]float64, len(r.Data))}
-	for i, row := range r.Data {
-		d.Rows[i] = make([]float64, len(row))
-		for j, v := range row {
-			d.Rows[i][j] = math.NaN()
-			if v != nil {
-				d.Rows[i][j] = *v
-			}
-		}
-	}
-	return d, nil
+	return h.data(q)
 }
 
 // WaitChart waits until the chart exists and its last 10 s have two non-null
@@ -168,7 +160,7 @@ func (h *Host) WaitChart(t testing.TB, id string, timeout time.Duration) *Data {
 		if time.Now().After(deadline) {
 			t.Fatalf("e2e: %s: waiting %v for chart %s: %v", h.base, timeout, id, last)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }
 
@@ -360,7 +352,7 @@ func (h *Host) WaitAlarmStatus(t testing.TB, name, status string, after int64, t
 			t.Fatalf("e2e: %s: waiting %v for alert %s to become %s after id %d: saw %q (last error %v)",
 				h.base, timeout, name, status, after, seen, last)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }
 
@@ -431,7 +423,7 @@ func (n *Netdata) WaitHost(t testing.TB, child *Netdata, timeout time.Duration) 
 			t.Fatalf("e2e: child %s (%s) did not connect to %s within %v: hosts %+v (err %v)",
 				child.Hostname(), child.MachineGUID(), n.Hostname(), timeout, hosts, err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }
 
@@ -440,12 +432,13 @@ func (h *Host) get(path string, q url.Values, v any) error {
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	return getJSON(u, v)
+	return GetJSON(u, v)
 }
 
-func (n *Netdata) getJSON(path string, v any) error { return getJSON(n.URL()+path, v) }
+func (n *Netdata) getJSON(path string, v any) error { return GetJSON(n.URL()+path, v) }
 
-func getJSON(u string, v any) error {
+// GetJSON decodes the JSON answer of a GET of u into v.
+func GetJSON(u string, v any) error {
 	resp, err := httpClient.Get(u)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -144,4 +145,24 @@ func (k *Kernel) Overflow(files int) OverflowResult {
 		k.t.Fatalf("kerneltest: %v", err)
 	}
 	return res
+}
+
+// WaitBacklog polls the kernel until its backlog holds at least n records
+// and returns that status; it fails t after timeout.
+func WaitBacklog(t testing.TB, n uint32, timeout time.Duration) Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := ReadStatus()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Backlog >= n {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog never filled: %v", s)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

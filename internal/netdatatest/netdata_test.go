@@ -1,4 +1,4 @@
-package e2e
+package netdatatest
 
 import (
 	"fmt"
@@ -91,7 +91,7 @@ func (f *fixture) set(t *testing.T, v int) {
 }
 
 func TestIntegrationNetdataPluginChart(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	for _, a := range Agents {
 		t.Run(a.Name, func(t *testing.T) { testPluginChart(t, a) })
@@ -150,7 +150,7 @@ func testPluginChart(t *testing.T, a Agent) {
 		if time.Now().After(deadline) {
 			t.Fatalf("value 42 not collected: %v %v", d, err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 
 	n.Stop()
@@ -160,7 +160,7 @@ func testPluginChart(t *testing.T, a Agent) {
 }
 
 func TestIntegrationNetdataHealthAlert(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	f := newFixture(t, 5)
 	n := Start(t, Options{PluginsDir: f.plugins, HealthDir: f.health, RunAsNetdata: true})
@@ -224,7 +224,7 @@ func TestIntegrationNetdataHealthAlert(t *testing.T) {
 }
 
 func TestIntegrationNetdataHealthConfigErrors(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	health := filepath.Join(t.TempDir(), "health.d")
 	if err := os.Mkdir(health, 0o755); err != nil {
@@ -247,7 +247,7 @@ func TestIntegrationNetdataHealthConfigErrors(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no health config error %q in %q", want, errs)
 			}
-			time.Sleep(pollInterval)
+			time.Sleep(PollInterval)
 		}
 	}
 	waitLogged("invalid group method 'maxx'")
@@ -264,7 +264,7 @@ func TestIntegrationNetdataHealthConfigErrors(t *testing.T) {
 }
 
 func TestIntegrationNetdataStreaming(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	f := newFixture(t, 5)
 	key := NewAPIKey()
@@ -334,7 +334,7 @@ func waitNotification(t *testing.T, h Host, id int64) Notification {
 		if time.Now().After(deadline) {
 			t.Fatalf("no notification for alarm log entry %d among %+v", id, all)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }
 
@@ -352,7 +352,7 @@ done
 `
 
 func TestIntegrationNetdataStopKillsLeftovers(t *testing.T) {
-	SkipIfUnavailable(t)
+	RequireNetdata(t)
 	t.Parallel()
 	plugins := filepath.Join(t.TempDir(), "plugins.d")
 	if err := os.Mkdir(plugins, 0o755); err != nil {

@@ -1,4 +1,4 @@
-package e2e
+package netdatatest
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"auditplugin/internal/testkit"
 )
 
 // DefaultBinary is the netdata executable Start runs unless Options.Binary
@@ -133,12 +135,10 @@ func Available() error {
 	return nil
 }
 
-// SkipIfUnavailable skips the test when Available reports a problem.
-func SkipIfUnavailable(t testing.TB) {
+// RequireNetdata skips the test when Available reports a problem.
+func RequireNetdata(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: Netdata integration tests start a real Netdata")
-	}
+	testkit.SkipShort(t, "Netdata integration tests start a real Netdata")
 	if err := Available(); err != nil {
 		t.Skipf("skipping Netdata integration test: %v", err)
 	}
@@ -147,7 +147,8 @@ func SkipIfUnavailable(t testing.TB) {
 const (
 	startTimeout = 30 * time.Second
 	stopTimeout  = 10 * time.Second
-	pollInterval = 200 * time.Millisecond
+	// PollInterval is how often the harness and its tests poll an agent.
+	PollInterval = 200 * time.Millisecond
 )
 
 // Start runs a throwaway Netdata configured by o and waits until its API
@@ -264,7 +265,7 @@ func (n *Netdata) waitReady() error {
 		select {
 		case <-n.exited:
 			return fmt.Errorf("%w: netdata exited (%v); netdata.out:\n%s\nerror.log tail:\n%s",
-				errNotReady, n.waitErr, n.readLog("netdata.out"), tail(n.ErrorLog(), 30))
+				errNotReady, n.waitErr, n.readLog("netdata.out"), Tail(n.ErrorLog(), 30))
 		default:
 		}
 		var info struct {
@@ -274,10 +275,10 @@ func (n *Netdata) waitReady() error {
 			n.guid = info.UID
 			return nil
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 	return fmt.Errorf("%w: /api/v1/info did not answer within %v; error.log tail:\n%s",
-		errNotReady, startTimeout, tail(n.ErrorLog(), 30))
+		errNotReady, startTimeout, Tail(n.ErrorLog(), 30))
 }
 
 // prepare creates the directory tree and writes the configuration.
@@ -322,7 +323,7 @@ func (n *Netdata) prepare() error {
 			if p == "" {
 				continue
 			}
-			if err := openForOthers(p); err != nil {
+			if err := OpenForOthers(p); err != nil {
 				return err
 			}
 		}
@@ -369,7 +370,7 @@ func (n *Netdata) prepare() error {
 
 	var c bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&c, format+"\n", a...) }
-	p("# written by auditplugin/e2e")
+	p("# written by auditplugin/internal/netdatatest")
 	p("[global]")
 	p("\trun as user = %s", runAs)
 	p("\thostname = %s", n.hostname)
@@ -526,10 +527,10 @@ func (n *Netdata) hasPlugin(name string) bool {
 
 func quote(s string) string { return `"` + s + `"` }
 
-// openForOthers adds o+rx to path and its ancestors inside the temporary
+// OpenForOthers adds o+rx to path and its ancestors inside the temporary
 // directory (where t.TempDir() makes 0700 directories), and checks that
 // ancestors outside it already let others through.
-func openForOthers(path string) error {
+func OpenForOthers(path string) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -587,7 +588,7 @@ func (n *Netdata) warnUnreadable() {
 // systemInfoStub replaces system-info.sh: without one, 1.37.1 aborts as a
 // streaming child; the stock one would probe cloud metadata over the network.
 const systemInfoStub = `#!/bin/sh
-# written by auditplugin/e2e: fixed system info, no probing
+# written by auditplugin/internal/netdatatest: fixed system info, no probing
 for k in CONTAINER_OS_NAME CONTAINER_OS_ID CONTAINER_OS_ID_LIKE CONTAINER_OS_VERSION \
 	CONTAINER_OS_VERSION_ID CONTAINER_OS_DETECTION HOST_OS_NAME HOST_OS_ID HOST_OS_ID_LIKE \
 	HOST_OS_VERSION HOST_OS_VERSION_ID HOST_OS_DETECTION SYSTEM_VIRTUALIZATION \
@@ -700,6 +701,16 @@ func (n *Netdata) leftovers() []process {
 	return out
 }
 
+// Processes lists the PIDs of the live processes this instance started
+// (Netdata, its plugins, alarm scripts), found as Stop finds its leftovers.
+func (n *Netdata) Processes() []int {
+	var pids []int
+	for _, p := range n.leftovers() {
+		pids = append(pids, p.pid)
+	}
+	return pids
+}
+
 // ErrorLog returns Netdata's errors and info and the plugins' stderr: 1.37's
 // error.log; on 2.x daemon.log followed by collector.log (the plugins'
 // stderr and the plugins.d parser's messages).
@@ -741,13 +752,14 @@ func (n *Netdata) readLog(name string) string {
 }
 
 func (n *Netdata) logTail() {
-	n.t.Logf("e2e: %s (%s) error.log tail:\n%s", n.hostname, n.Dir, tail(n.ErrorLog(), 40))
+	n.t.Logf("e2e: %s (%s) error.log tail:\n%s", n.hostname, n.Dir, Tail(n.ErrorLog(), 40))
 	if out := n.readLog("netdata.out"); strings.TrimSpace(out) != "" {
-		n.t.Logf("e2e: %s netdata.out tail:\n%s", n.hostname, tail(out, 20))
+		n.t.Logf("e2e: %s netdata.out tail:\n%s", n.hostname, Tail(out, 20))
 	}
 }
 
-func tail(s string, lines int) string {
+// Tail returns the last lines of s.
+func Tail(s string, lines int) string {
 	ls := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(ls) > lines {
 		ls = ls[len(ls)-lines:]
@@ -756,3 +768,25 @@ func tail(s string, lines int) string {
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// OnlyAuditPlugin is the netdata.conf text that runs, of the plugins in
+// pluginsDir (an installed Netdata's own), only audit.plugin, and loads the
+// stock health configuration from healthDir: the layout an installer or a
+// package put the plugin and its alerts into.
+func OnlyAuditPlugin(t testing.TB, pluginsDir, healthDir string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[plugins]\n\tenable running new plugins = no\n\taudit = yes\n")
+	entries, err := os.ReadDir(pluginsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if name, ok := strings.CutSuffix(e.Name(), ".plugin"); ok && name != "audit" {
+			fmt.Fprintf(&b, "\t%s = no\n", name)
+		}
+	}
+	fmt.Fprintf(&b, "[directories]\n\tstock health config = %s\n", healthDir)
+	b.WriteString("[health]\n\tenable stock health configuration = yes\n")
+	return b.String()
+}
