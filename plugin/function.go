@@ -74,26 +74,24 @@ type statusTracker struct {
 	seen        bool
 	peakBacklog uint32
 	peakAt      time.Time
-	prevLost    uint32
 	lostSince   uint64 // records lost since the plugin started (reset-aware)
 	lastLostAt  time.Time
 }
 
 func newStatusTracker(now time.Time) *statusTracker { return &statusTracker{started: now} }
 
-func (t *statusTracker) observe(st netlink.Status, at time.Time) {
+// observe records a sample taken at at; lost is how many records were lost
+// since the previous sample, which the sampler counts (counterDelta).
+func (t *statusTracker) observe(st netlink.Status, at time.Time, lost uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.seen {
-		if d := counterDelta(t.prevLost, st.Lost, at.Sub(t.lastAt)); d > 0 {
-			t.lostSince += d
-			t.lastLostAt = at // lost between the previous sample and this one
-		}
+	if lost > 0 {
+		t.lostSince += lost
+		t.lastLostAt = at // lost between the previous sample and this one
 	}
 	if !t.seen || st.Backlog > t.peakBacklog {
 		t.peakBacklog, t.peakAt = st.Backlog, at
 	}
-	t.prevLost = st.Lost
 	t.last, t.lastAt, t.seen = st, at, true
 }
 

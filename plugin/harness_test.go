@@ -124,7 +124,7 @@ func newHarness(newClient func() (statusClient, error)) *harness {
 	h := &harness{stdout: newOutput(), stderr: &syncBuffer{}}
 	opts := options{updateEvery: 1, sampleInterval: 20 * time.Millisecond, maxHeld: 4, growthSpan: time.Second}
 	p := newPlugin(opts, h.stdout, h.stderr)
-	p.interval = testInterval
+	p.second = testInterval
 	p.newClient = newClient
 	p.kernelHZ = func() (int, string, error) { return 250, "test", nil }
 	p.processExists = func(uint32) bool { return true }

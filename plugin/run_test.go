@@ -326,7 +326,7 @@ func TestUnknownHZ(t *testing.T) {
 }
 
 // Records lost between the first status and the sampler's first sample are
-// counted: the counter state carries over from firstStatus to run.
+// counted: the counter state carries over from first to run.
 func TestLostCountedFromFirstStatus(t *testing.T) {
 	var n atomic.Int32
 	conn := nltest.Dial(func(req syscall.NetlinkMessage) ([][]byte, error) {
@@ -445,7 +445,7 @@ func TestExitWhenParentGone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(kernel(tc.conn, 4))
-			h.p.interval = 60 * time.Second
+			h.p.second = 60 * time.Second
 			var alive atomic.Bool
 			alive.Store(true)
 			h.p.parentAlive = alive.Load

@@ -198,13 +198,12 @@ func TestCountersWrapAndReset(t *testing.T) {
 	}
 }
 
-// Counter state carries from firstStatus to run, so the records lost between
+// Counter state carries from first to run, so the records lost between
 // the first status and the next sample are counted.
 func TestCountersCarryOverFromFirstStatus(t *testing.T) {
 	c := &scriptClient{replies: []scripted{{st: status(0, 1000, 10, 0)}, {st: status(0, 1000, 15, 0)}}}
 	s := newTestSampler(c, nil)
-	p := &plugin{}
-	if _, err := p.firstStatus(context.Background(), s, testInterval); err != nil {
+	if _, err := s.first(context.Background(), testInterval); err != nil {
 		t.Fatal(err)
 	}
 	s.sampleOnce(context.Background())
