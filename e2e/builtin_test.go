@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"auditplugin/netlink"
+	"auditplugin/host"
 	"auditplugin/netlink/kerneltest"
 )
 
@@ -95,7 +95,7 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 	} else if st.ReplyBytes < 44 {
 		t.Skipf("skipping: the kernel's %d-byte audit status has no backlog_wait_time_actual (Linux 5.9+)", st.ReplyBytes)
 	}
-	hz, _, err := netlink.KernelHZ()
+	hz, err := host.KernelHZ()
 	if err != nil {
 		t.Skipf("skipping: %v", err)
 	}

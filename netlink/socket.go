@@ -117,7 +117,7 @@ func (s *socket) Send(req syscall.NetlinkMessage) error {
 }
 
 // Receive returns one datagram from the kernel, EAGAIN after the timeout
-// or Interrupt, EBADF once closed, ErrStray for one from another sender, ErrMalformed for one
+// or Interrupt, EBADF once closed, ErrStray for one from another sender, errMalformed for one
 // longer than the buffer.
 func (s *socket) Receive() ([]byte, error) {
 	if err := s.f.SetReadDeadline(time.Now().Add(s.timeout)); err != nil {
@@ -148,7 +148,7 @@ func (s *socket) Receive() ([]byte, error) {
 		return nil, fmt.Errorf("%w: from %+v", ErrStray, from)
 	}
 	if n > len(s.buf) {
-		return nil, fmt.Errorf("%w: %d-byte datagram, longer than the %d-byte buffer", ErrMalformed, n, len(s.buf))
+		return nil, fmt.Errorf("%w: %d-byte datagram, longer than the %d-byte buffer", errMalformed, n, len(s.buf))
 	}
 	return append([]byte(nil), s.buf[:n]...), nil
 }

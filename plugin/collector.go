@@ -14,7 +14,7 @@ type plugin struct {
 	out           *protocol
 	log           *stateLog
 	newClient     func() (statusClient, error)
-	kernelHZ      func() (hz int, source string, err error)
+	kernelHZ      func() (hz int, err error)
 	processExists func(uint32) bool
 	parentAlive   func() bool
 	procStatus    func() io.Reader // /proc/self/status, read to explain a missing capability
@@ -30,7 +30,7 @@ func (p *plugin) run(ctx context.Context) int {
 	defer cancel()
 	go p.watchParent(ctx, cancel)
 
-	hz, _, err := p.kernelHZ()
+	hz, err := p.kernelHZ()
 	if err != nil {
 		p.log.printf("%v; charting backlog wait times in jiffies", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"auditplugin/host"
 	"auditplugin/netlink"
 )
 
@@ -76,7 +77,7 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		out:            newProtocol(w),
 		log:            newStateLog(stderr),
 		newClient:      kernelClient(netlink.NewSenderLimit(opts.maxHeld)),
-		kernelHZ:       netlink.KernelHZ,
+		kernelHZ:       host.KernelHZ,
 		processExists:  procExists,
 		parentAlive:    parentWatcher(),
 		procStatus:     openProcStatus,
@@ -94,7 +95,7 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		} else {
 			files = []string{}
 		}
-		p.kernelHZ = func() (int, string, error) { return netlink.KernelHZFrom(files) }
+		p.kernelHZ = func() (int, error) { return host.KernelHZFrom(files) }
 	}
 	return p
 }
@@ -148,18 +149,12 @@ const parentPoll = 500 * time.Millisecond
 
 // watchParent calls gone once parentAlive reports false, until ctx is done.
 func (p *plugin) watchParent(ctx context.Context, gone func()) {
-	t := time.NewTicker(parentPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if !p.parentAlive() {
-				p.log.printf("netdata (our parent process) is gone; exiting")
-				gone()
-				return
-			}
+	repeat(ctx, parentPoll, func() bool {
+		if p.parentAlive() {
+			return true
 		}
-	}
+		p.log.printf("netdata (our parent process) is gone; exiting")
+		gone()
+		return false
+	})
 }

@@ -309,7 +309,7 @@ func TestChartsFollowReplySize(t *testing.T) {
 // Without CONFIG_HZ the wait charts say jiffies instead of guessing seconds.
 func TestUnknownHZ(t *testing.T) {
 	h := newHarness(kernel(steadyKernel(steadyPayload), 4))
-	h.p.kernelHZ = func() (int, string, error) { return 0, "", errors.New("find CONFIG_HZ: no config") }
+	h.p.kernelHZ = func() (int, error) { return 0, errors.New("find CONFIG_HZ: no config") }
 	_, cancel := h.start(t)
 	h.stdout.wait(t, 2, 5*time.Second)
 	cancel()
@@ -489,7 +489,10 @@ func TestFirstTick(t *testing.T) {
 // state change of its own.
 func TestTransientLoggedOncePerState(t *testing.T) {
 	var failing atomic.Bool
-	ok, _ := netlink.ParseStatus(steadyPayload)
+	ok, err := netlink.New(steadyKernel(steadyPayload), nil).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := newHarness(func() (statusClient, error) { return &flakyClient{failing: &failing, st: ok}, nil })
 	h.start(t)
 	h.stdout.wait(t, 2, 5*time.Second)

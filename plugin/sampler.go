@@ -59,7 +59,7 @@ type window struct {
 	penalty     netlink.Penalty
 	overflowIn  time.Duration // estimated time until the backlog is full
 	overflowOK  bool          // whether there is an estimate
-	err         error         // the last error, when there were no samples
+	failed      bool          // a query failed, and no sample since
 	carried     bool          // no fresh sample: the last one, while queries are held
 }
 
@@ -178,7 +178,7 @@ func (s *sampler) fail(err error) bool {
 	if permanent {
 		s.fatal = err
 	} else {
-		s.win.err = err
+		s.win.failed = true
 	}
 	s.mu.Unlock()
 	// Logged outside the lock: a slow stderr must not stall take, and so the emit loop.
@@ -240,7 +240,7 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	w := &s.win
 	w.samples++
 	w.last = st
-	w.err = nil
+	w.failed = false
 	w.counters = s.totals
 	w.peakBacklog = max(w.peakBacklog, st.Backlog)
 	if st.BacklogLimit > 0 {
@@ -306,7 +306,7 @@ func (s *sampler) take() (window, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.win
-	if w.samples == 0 && w.err == nil && pen.Held > 0 && s.haveLast {
+	if w.samples == 0 && !w.failed && pen.Held > 0 && s.haveLast {
 		// No fresh sample because the kernel holds our queries (paced, or
 		// the pool used up): chart the last sample again rather than a gap.
 		// The held charts show the stall live meanwhile.

@@ -291,8 +291,8 @@ func TestTransientAndPermanentErrors(t *testing.T) {
 		}
 	}
 	w, fatal := s.take()
-	if fatal != nil || w.samples != 0 || w.err == nil {
-		t.Errorf("window %+v, fatal %v: want no samples, the error, no fatal", w, fatal)
+	if fatal != nil || w.samples != 0 || !w.failed {
+		t.Errorf("window %+v, fatal %v: want no samples, failed, no fatal", w, fatal)
 	}
 	if n := strings.Count(stderr.String(), "failing"); n != 1 {
 		t.Errorf("logged %d times:\n%s", n, stderr)
