@@ -81,11 +81,11 @@ func (p *plugin) run(ctx context.Context) int {
 
 	var last time.Time
 	next := firstTick(time.Now(), interval)
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
 	for {
-		timer := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return 0
 		case <-timer.C:
 		}
@@ -94,6 +94,7 @@ func (p *plugin) run(ctx context.Context) int {
 		for !next.After(now) {
 			next = next.Add(interval)
 		}
+		timer.Reset(time.Until(next))
 		w, fatal := s.take()
 		if fatal != nil {
 			return p.disable(fatal)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,15 @@ import (
 var version = "dev"
 
 func main() {
+	// One P: the plugin's goroutines take turns in a few microseconds a
+	// sample, and with a second P idle every goroutine made ready (a send,
+	// a reply, a tick) wakes a second thread to look for work and sleep
+	// again, which cost more CPU than the work itself (bench/run.sh). A
+	// send the kernel holds asleep does not hold the P: the runtime hands
+	// it on from a blocked system call. GOMAXPROCS in the environment wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
