@@ -35,38 +35,26 @@ func envInt(name string, def int) int {
 
 // pluginBinary returns $AUDIT_PLUGIN_BINARY, or builds the plugin the way it
 // ships: static, trimmed, without symbol tables.
-func pluginBinary(b *testing.B) string {
-	if p := os.Getenv("AUDIT_PLUGIN_BINARY"); p != "" {
-		return p
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		b.Skip("no go command to build the plugin with; set AUDIT_PLUGIN_BINARY")
-	}
-	out := filepath.Join(b.TempDir(), "audit.plugin")
-	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "../plugin")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build the plugin: %v\n%s", err, msg)
-	}
-	return out
-}
+func pluginBinary(b *testing.B) string { return builtBinary(b, "AUDIT_PLUGIN_BINARY", "../plugin") }
 
 // minloopBinary returns $AUDIT_MINLOOP_BINARY, or builds bench/minloop as
 // the plugin is built.
-func minloopBinary(b *testing.B) string {
-	if p := os.Getenv("AUDIT_MINLOOP_BINARY"); p != "" {
+func minloopBinary(b *testing.B) string { return builtBinary(b, "AUDIT_MINLOOP_BINARY", "./minloop") }
+
+// builtBinary returns $env, or builds pkg static and trimmed into a temporary directory.
+func builtBinary(b *testing.B, env, pkg string) string {
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		b.Skip("no go command to build bench/minloop with; set AUDIT_MINLOOP_BINARY")
+		b.Skipf("no go command to build %s with; set %s", pkg, env)
 	}
-	out := filepath.Join(b.TempDir(), "minloop")
-	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./minloop")
+	out := filepath.Join(b.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build bench/minloop: %v\n%s", err, msg)
+		b.Fatalf("build %s: %v\n%s", pkg, err, msg)
 	}
 	return out
 }
