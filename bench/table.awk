@@ -117,7 +117,7 @@ END {
 	} else {
 		cpu = median(n, "cpu-%core")
 		floor = median(n, "min-cpu-%core")
-		row("minimal loop: 4 AUDIT_GET/s, 1 goroutine", floor == "" ? "not measured" : sprintf("%.3f %% of one core (bench/minloop, same seconds)", floor), "baseline", "", "")
+		row("minimal loop: 4 sync AUDIT_GET/s", floor == "" ? "not measured" : sprintf("%.3f %% of one core (bench/minloop, same seconds)", floor), "baseline", "", "")
 		if (floor > 0)
 			row("whole plugin: CPU, update_every 1", sprintf("%.3f %% of one core (%.3f %% by /proc/PID/stat ticks)", cpu, median(n, "cpu-%core-ticks")),
 				sprintf("%.2fx the minimal loop", cpu / floor), "<= 1.2x", cpu <= 1.2 * floor ? "ok" : "MISSED")
