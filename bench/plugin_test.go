@@ -37,19 +37,26 @@ func envInt(name string, def int) int {
 
 // pluginBinary returns $AUDIT_PLUGIN_BINARY, or builds the plugin the way it
 // ships: static, trimmed, without symbol tables.
-func pluginBinary(b *testing.B) string {
-	if p := os.Getenv("AUDIT_PLUGIN_BINARY"); p != "" {
+func pluginBinary(b *testing.B) string { return builtBinary(b, "AUDIT_PLUGIN_BINARY", "../plugin") }
+
+// minloopBinary returns $AUDIT_MINLOOP_BINARY, or builds bench/minloop as
+// the plugin is built.
+func minloopBinary(b *testing.B) string { return builtBinary(b, "AUDIT_MINLOOP_BINARY", "./minloop") }
+
+// builtBinary returns $env, or builds pkg static and trimmed into a temporary directory.
+func builtBinary(b *testing.B, env, pkg string) string {
+	if p := os.Getenv(env); p != "" {
 		return p
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		b.Skip("no go command to build the plugin with; set AUDIT_PLUGIN_BINARY")
+		b.Skipf("no go command to build %s with; set %s", pkg, env)
 	}
-	out := filepath.Join(b.TempDir(), "audit.plugin")
-	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "../plugin")
+	out := filepath.Join(b.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(gobin, "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build the plugin: %v\n%s", err, msg)
+		b.Fatalf("build %s: %v\n%s", pkg, err, msg)
 	}
 	return out
 }
@@ -171,10 +178,14 @@ func median(ds []time.Duration) time.Duration {
 // a cross-check), VmRSS and VmHWM at the end, the binary's size, and the
 // time from the start to the first CHART and to the first BEGIN (Netdata's
 // first data; the plugin aligns updates to whole seconds, so up to 1 s of it
-// is waiting for the next one). It ignores b.N: one run takes about
+// is waiting for the next one). The floor it is measured against runs
+// beside it over the same seconds: bench/minloop, the same 4 AUDIT_GET a
+// second done synchronously on one goroutine (min-cpu-%core, and the
+// plugin's ratio to it). It ignores b.N: one run takes about
 // BENCH_PLUGIN_SECONDS (20) plus BENCH_PLUGIN_STARTS (5) short starts.
 func BenchmarkPlugin(b *testing.B) {
 	bin := pluginBinary(b)
+	floor := minloopBinary(b)
 	fi, err := os.Stat(bin)
 	if err != nil {
 		b.Fatal(err)
@@ -199,11 +210,22 @@ func BenchmarkPlugin(b *testing.B) {
 	runFor := time.Duration(envInt("BENCH_PLUGIN_SECONDS", defaultRunSeconds)) * time.Second
 	r := startPlugin(b, bin)
 	r.firstData(b)
+	minloop := exec.Command(floor)
+	var minloopErr bytes.Buffer
+	minloop.Stderr = &minloopErr
+	if err := minloop.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = minloop.Process.Kill(); _ = minloop.Wait() }()
 	time.Sleep(warmup)
 	pid := r.cmd.Process.Pid
 	ticks0, ns0, err := ProcCPU(pid)
 	if err != nil {
 		b.Fatal(err)
+	}
+	_, minNS0, err := ProcCPU(minloop.Process.Pid)
+	if err != nil {
+		b.Fatalf("bench/minloop: %v; stderr: %s", err, minloopErr.String())
 	}
 	r.mu.Lock()
 	updates0, gaps0 := r.updates, r.gaps
@@ -213,6 +235,10 @@ func BenchmarkPlugin(b *testing.B) {
 	ticks1, ns1, err := ProcCPU(pid)
 	if err != nil {
 		b.Fatal(err)
+	}
+	_, minNS1, err := ProcCPU(minloop.Process.Pid)
+	if err != nil {
+		b.Fatalf("bench/minloop: %v; stderr: %s", err, minloopErr.String())
 	}
 	elapsed := time.Since(t0)
 	rss, hwm, err := ProcMemory(pid)
@@ -230,11 +256,12 @@ func BenchmarkPlugin(b *testing.B) {
 	if r.stderr.Len() > 0 {
 		b.Logf("plugin stderr: %s", r.stderr.String())
 	}
-	b.Logf("%d updates in %v; CPU %v on CPU (schedstat), %d ticks (stat)", updates, elapsed.Round(time.Millisecond), ns1-ns0, ticks1-ticks0)
+	b.Logf("%d updates in %v; CPU %v on CPU (schedstat), %d ticks (stat); bench/minloop %v", updates, elapsed.Round(time.Millisecond), ns1-ns0, ticks1-ticks0, minNS1-minNS0)
 
 	perSecond := func(d time.Duration) float64 { return float64(d.Microseconds()) / elapsed.Seconds() }
 	b.ReportMetric(CorePercent(perSecond(ns1-ns0)), "cpu-%core")
 	b.ReportMetric(CorePercent(perSecond(time.Duration(ticks1-ticks0)*time.Second/ClockTicks)), "cpu-%core-ticks")
+	b.ReportMetric(CorePercent(perSecond(minNS1-minNS0)), "min-cpu-%core")
 	b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
 	b.ReportMetric(float64(hwm)/(1<<20), "hwm-MiB")
 	b.ReportMetric(float64(fi.Size())/(1<<20), "binary-MiB")

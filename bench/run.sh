@@ -5,8 +5,9 @@
 #   - one audit status query: ours (netlink.Client.Status) against a raw
 #     AUDIT_GET round trip, go-libaudit's GetStatus and `auditctl -s`;
 #   - the sampler path's CPU at the default rate (4 queries/s);
-#   - the whole plugin at update_every 1: CPU, RSS, binary size, time to
-#     first data;
+#   - the whole plugin at update_every 1: CPU (against bench/minloop, the
+#     same 4 AUDIT_GET a second synchronously on one goroutine, measured
+#     beside it over the same seconds), RSS, binary size, time to first data;
 # and prints one table with ratios against the baselines of the same run and
 # the targets (MISSED where one is missed).
 #
@@ -68,6 +69,9 @@ if [ -n "${AUDITCTL:-}" ]; then export AUDITCTL; fi
 # The plugin as it ships: static, trimmed, no symbol tables.
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/audit.plugin" ./plugin
 export AUDIT_PLUGIN_BINARY="$work/audit.plugin"
+# Its floor, built the same way: the same queries, synchronously, on one goroutine.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/minloop" ./bench/minloop
+export AUDIT_MINLOOP_BINARY="$work/minloop"
 
 # Test binaries built once; rounds interleave the benchmarks so that a
 # change in the machine's load during the run affects all of them alike.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/host"
 	"auditplugin/internal/kerneltest"
-	"auditplugin/netlink"
 )
 
 // silenceBuiltinLost is the coexistence step the README documents: the
@@ -92,7 +92,7 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 	netdatatest.Agent2.Require(t)
 	t.Parallel()
 	kerneltest.RequireWaitTimeActual(t)
-	hz, _, err := netlink.KernelHZ()
+	hz, err := host.KernelHZ()
 	if err != nil {
 		t.Skipf("skipping: %v", err)
 	}

@@ -48,11 +48,11 @@ func NewSenderLimit(n int) *SenderLimit {
 	return &SenderLimit{slots: make(chan struct{}, n)}
 }
 
-// InUse is the number of sends in progress, across every client.
-func (l *SenderLimit) InUse() int { return len(l.slots) }
+// inUse is the number of sends in progress, across every client.
+func (l *SenderLimit) inUse() int { return len(l.slots) }
 
-// Cap is the most sends allowed at once.
-func (l *SenderLimit) Cap() int { return cap(l.slots) }
+// size is the most sends allowed at once.
+func (l *SenderLimit) size() int { return cap(l.slots) }
 
 // maxTimeouts is how many queries in a row may go unanswered, though the
 // kernel took them (the send returned), before the client gives up its
@@ -113,7 +113,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	select {
 	case c.senders.slots <- struct{}{}:
 	default:
-		return Status{}, fmt.Errorf("get audit status: %w (%d queries asleep)", ErrHeld, c.senders.Cap())
+		return Status{}, fmt.Errorf("get audit status: %w (%d queries asleep)", ErrHeld, c.senders.size())
 	}
 	reply := make(chan result, 1)
 	c.mu.Lock()
@@ -255,7 +255,7 @@ func (c *Client) receive() {
 		case err == nil:
 			c.dispatch(b)
 		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR),
-			errors.Is(err, ErrStray), errors.Is(err, ErrMalformed):
+			errors.Is(err, ErrStray), errors.Is(err, errMalformed):
 			// Nothing arrived, or a datagram to skip.
 		case errors.Is(err, syscall.ENOBUFS):
 			// The socket overflowed and replies were dropped; the queries
@@ -290,7 +290,7 @@ func (c *Client) dispatch(b []byte) {
 	for _, m := range msgs {
 		switch m.Header.Type {
 		case typeAuditGet:
-			s, perr := ParseStatus(m.Data)
+			s, perr := parseStatus(m.Data)
 			c.deliver(m.Header.Seq, result{status: s, err: wrapParse(perr)})
 		case typeError:
 			errno, perr := parseError(m.Data)

@@ -43,18 +43,18 @@ func TestSenderLimitAcrossReconnects(t *testing.T) {
 			}
 		}
 		if _, err := status(c, 2*time.Second); !errors.Is(err, ErrHeld) {
-			t.Errorf("client %d: Status with %d sends held process-wide = %v, want ErrHeld", i+1, limit.InUse(), err)
+			t.Errorf("client %d: Status with %d sends held process-wide = %v, want ErrHeld", i+1, limit.inUse(), err)
 		}
 		c.Close() // as the sampler does before it reconnects
 	}
 	if n := most.Load(); n > bound {
 		t.Errorf("%d sends held at once across 3 reconnects, want at most %d", n, bound)
 	}
-	if limit.InUse() != bound {
-		t.Errorf("limit in use %d, want %d (the held sends of closed clients)", limit.InUse(), bound)
+	if limit.inUse() != bound {
+		t.Errorf("limit in use %d, want %d (the held sends of closed clients)", limit.inUse(), bound)
 	}
 	close(release)
-	testkit.PollUntil(t, "the held sends return their slots", 5*time.Second, func() bool { return limit.InUse() == 0 })
+	testkit.PollUntil(t, "the held sends return their slots", 5*time.Second, func() bool { return limit.inUse() == 0 })
 	testkit.PollUntil(t, "the clients' goroutines exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= base })
 }
 

@@ -100,12 +100,12 @@ func inFlight(c *Client) int {
 func TestNewDefaultMaxSenders(t *testing.T) {
 	for _, n := range []int{0, -1} {
 		c, _ := newTestClient(t, n, plainKernel)
-		if c.senders.Cap() != DefaultMaxSenders {
-			t.Errorf("NewSenderLimit(%d) allows %d senders, want %d", n, c.senders.Cap(), DefaultMaxSenders)
+		if c.senders.size() != DefaultMaxSenders {
+			t.Errorf("NewSenderLimit(%d) allows %d senders, want %d", n, c.senders.size(), DefaultMaxSenders)
 		}
 	}
-	if c := New(nltest.Dial(nil), nil); c.senders.Cap() != DefaultMaxSenders {
-		t.Errorf("New(conn, nil) allows %d senders, want %d", c.senders.Cap(), DefaultMaxSenders)
+	if c := New(nltest.Dial(nil), nil); c.senders.size() != DefaultMaxSenders {
+		t.Errorf("New(conn, nil) allows %d senders, want %d", c.senders.size(), DefaultMaxSenders)
 	} else {
 		c.Close()
 	}
@@ -208,13 +208,13 @@ func TestStatusErrors(t *testing.T) {
 		}), []error{wantPermissionOrNamespace()}, true},
 		{"NLMSG_ERROR too short", reply(func(req syscall.NetlinkMessage) []byte {
 			return nltest.Message(syscall.NLMSG_ERROR, 0, req.Header.Seq, 0, []byte{1, 2})
-		}), []error{ErrMalformed}, false},
+		}), []error{errMalformed}, false},
 		{"NLMSG_ERROR positive code", reply(func(req syscall.NetlinkMessage) []byte {
 			return nltest.Message(syscall.NLMSG_ERROR, 0, req.Header.Seq, 0, nltest.StatusPayload(5))
-		}), []error{ErrMalformed}, false},
+		}), []error{errMalformed}, false},
 		{"status shorter than 32 bytes", reply(func(req syscall.NetlinkMessage) []byte {
 			return nltest.Reply(req, nltest.StatusPayload(0, 1, 1, 0, 0))
-		}), []error{ErrMalformed}, false},
+		}), []error{errMalformed}, false},
 		{"send EPERM", sendFails(syscall.EPERM), []error{wantPermissionOrNamespace(), syscall.EPERM}, true},
 		{"send ECONNREFUSED", sendFails(syscall.ECONNREFUSED), []error{ErrNamespace}, true},
 		{"send EPROTONOSUPPORT", sendFails(syscall.EPROTONOSUPPORT), []error{ErrNoAudit}, true},
@@ -400,7 +400,7 @@ func TestReceiveErrors(t *testing.T) {
 		{"EAGAIN storm", repeat(syscall.EAGAIN, 5000), false},
 		{"ENOBUFS", []error{syscall.ENOBUFS, syscall.ENOBUFS}, false},
 		{"datagram not from the kernel", []error{fmt.Errorf("%w: spoofed", ErrStray)}, false},
-		{"malformed datagram", []error{fmt.Errorf("%w: runt", ErrMalformed)}, false},
+		{"malformed datagram", []error{fmt.Errorf("%w: runt", errMalformed)}, false},
 		{"EBADF", []error{syscall.EBADF}, true},
 		{"ENOTSOCK", []error{syscall.ENOTSOCK}, true},
 		{"unknown error", []error{errors.New("boom")}, true},

@@ -12,7 +12,10 @@ var (
 	ErrNoAudit = errors.New("kernel has no audit support")
 	// ErrPermission: the process lacks CAP_AUDIT_CONTROL.
 	ErrPermission = errors.New("missing CAP_AUDIT_CONTROL")
-	// ErrNamespace: the process is not in the initial user or PID namespace.
+	// ErrNamespace: the process is not in the initial user namespace (the
+	// kernel refuses the connection). Outside the initial PID namespace it
+	// answers EPERM, as to a missing capability: ErrPermission, which the
+	// caller tells apart (package host).
 	ErrNamespace = errors.New("audit status is only available in the initial user and PID namespaces")
 )
 
@@ -25,8 +28,8 @@ var (
 	ErrHeld = errors.New("all status queries are held by the kernel")
 	// ErrClosed: the client was closed or its socket failed; reconnect.
 	ErrClosed = errors.New("audit netlink socket closed")
-	// ErrMalformed: a reply could not be parsed.
-	ErrMalformed = errors.New("malformed netlink reply")
+	// errMalformed: a reply could not be parsed.
+	errMalformed = errors.New("malformed netlink reply")
 )
 
 // IsPermanent reports whether err means the plugin can never collect here.
@@ -41,9 +44,6 @@ func classifyErrno(op string, errno syscall.Errno) error {
 	case syscall.EPROTONOSUPPORT, syscall.EAFNOSUPPORT:
 		return fmt.Errorf("%s: %w (%w)", op, ErrNoAudit, errno)
 	case syscall.EPERM, syscall.EACCES:
-		if inNonInitialPIDNamespace() {
-			return fmt.Errorf("%s: %w (%w)", op, ErrNamespace, errno)
-		}
 		return fmt.Errorf("%s: %w (%w)", op, ErrPermission, errno)
 	case syscall.ECONNREFUSED:
 		// The kernel answers ECONNREFUSED to callers outside the initial user namespace.

@@ -22,15 +22,15 @@ func FuzzParseStatus(f *testing.F) {
 		f.Add(words(n))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := ParseStatus(b)
+		s, err := parseStatus(b)
 		if len(b) < minStatusSize {
-			if !errors.Is(err, ErrMalformed) || s != (Status{}) {
-				t.Fatalf("ParseStatus(%d bytes) = %+v, %v; want ErrMalformed", len(b), s, err)
+			if !errors.Is(err, errMalformed) || s != (Status{}) {
+				t.Fatalf("parseStatus(%d bytes) = %+v, %v; want errMalformed", len(b), s, err)
 			}
 			return
 		}
 		if err != nil || s.ReplyBytes != len(b) {
-			t.Fatalf("ParseStatus(%d bytes) = %+v, %v", len(b), s, err)
+			t.Fatalf("parseStatus(%d bytes) = %+v, %v", len(b), s, err)
 		}
 		// Each field is the native-endian word at its index, if the kernel sent it.
 		fields := []struct {
@@ -71,8 +71,8 @@ func FuzzParseMessages(f *testing.F) {
 	f.Add(reply[:15])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		msgs, err := parseMessages(b)
-		if err != nil && !errors.Is(err, ErrMalformed) {
-			t.Fatalf("error %v is not ErrMalformed", err)
+		if err != nil && !errors.Is(err, errMalformed) {
+			t.Fatalf("error %v is not errMalformed", err)
 		}
 		// Re-encoding each message must give back the datagram's bytes at
 		// its offset; without an error the messages cover the datagram.
@@ -116,7 +116,7 @@ func FuzzClientDispatch(f *testing.F) {
 		return nltest.Message(typeAuditGet, 0, seq, 0, nltest.StatusPayload(0xfeedface, 1, 0, 0, 0, 0, seq, 0))
 	}
 	markerStatus := func(seq uint32) Status {
-		s, _ := ParseStatus(nltest.StatusPayload(0xfeedface, 1, 0, 0, 0, 0, seq, 0))
+		s, _ := parseStatus(nltest.StatusPayload(0xfeedface, 1, 0, 0, 0, 0, seq, 0))
 		return s
 	}
 	f.Fuzz(func(t *testing.T, datagram []byte) {
@@ -146,15 +146,15 @@ func FuzzClientDispatch(f *testing.F) {
 			switch m.Header.Type {
 			case typeAuditGet:
 				var err error
-				if want, err = ParseStatus(m.Data); err != nil {
-					wantErr = ErrMalformed
+				if want, err = parseStatus(m.Data); err != nil {
+					wantErr = errMalformed
 				}
 				fromDatagram = true
 				break scan
 			case typeError:
 				errno, err := parseError(m.Data)
 				if err != nil || errno != 0 {
-					want, wantErr, fromDatagram = Status{}, ErrMalformed, true
+					want, wantErr, fromDatagram = Status{}, errMalformed, true
 					if err == nil {
 						wantErr = errno
 					}

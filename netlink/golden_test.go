@@ -59,12 +59,12 @@ func TestGoldenStatusReply(t *testing.T) {
 	if msgs[0].Header != wantHdr {
 		t.Errorf("header = %+v, want %+v", msgs[0].Header, wantHdr)
 	}
-	s, err := ParseStatus(msgs[0].Data)
+	s, err := parseStatus(msgs[0].Data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s != goldenStatus {
-		t.Errorf("ParseStatus(golden)\n got %+v\nwant %+v", s, goldenStatus)
+		t.Errorf("parseStatus(golden)\n got %+v\nwant %+v", s, goldenStatus)
 	}
 	if !s.Has(FieldBacklogWaitTimeActual) || s.Has(FieldBacklogMaxDepth) {
 		t.Errorf("a 44-byte reply has backlog_wait_time_actual and no backlog_max_depth: Fields %04b", s.Fields)

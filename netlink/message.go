@@ -11,7 +11,6 @@ const (
 	typeAuditGet = 1000 // AUDIT_GET, request and reply
 	typeError    = syscall.NLMSG_ERROR
 	typeDone     = syscall.NLMSG_DONE
-	typeNoop     = syscall.NLMSG_NOOP
 	headerSize   = syscall.NLMSG_HDRLEN
 )
 
@@ -23,7 +22,7 @@ func parseMessages(b []byte) ([]syscall.NetlinkMessage, error) {
 	var msgs []syscall.NetlinkMessage
 	for len(b) > 0 {
 		if len(b) < headerSize {
-			return msgs, fmt.Errorf("%w: %d trailing bytes, shorter than a netlink header", ErrMalformed, len(b))
+			return msgs, fmt.Errorf("%w: %d trailing bytes, shorter than a netlink header", errMalformed, len(b))
 		}
 		h := syscall.NlMsghdr{
 			Len:   binary.NativeEndian.Uint32(b[0:4]),
@@ -34,7 +33,7 @@ func parseMessages(b []byte) ([]syscall.NetlinkMessage, error) {
 		}
 		// Compare unsigned: on 32-bit targets int(h.Len) can be negative.
 		if h.Len < headerSize || uint64(h.Len) > uint64(len(b)) {
-			return msgs, fmt.Errorf("%w: message length %d in a %d-byte datagram", ErrMalformed, h.Len, len(b))
+			return msgs, fmt.Errorf("%w: message length %d in a %d-byte datagram", errMalformed, h.Len, len(b))
 		}
 		msgs = append(msgs, syscall.NetlinkMessage{Header: h, Data: b[headerSize:h.Len:h.Len]})
 		next := align4(int(h.Len))
@@ -51,11 +50,11 @@ func align4(n int) int { return (n + 3) &^ 3 }
 // parseError decodes an NLMSG_ERROR payload: errno 0 is an ACK.
 func parseError(data []byte) (syscall.Errno, error) {
 	if len(data) < 4 {
-		return 0, fmt.Errorf("%w: NLMSG_ERROR payload of %d bytes", ErrMalformed, len(data))
+		return 0, fmt.Errorf("%w: NLMSG_ERROR payload of %d bytes", errMalformed, len(data))
 	}
 	code := int32(binary.NativeEndian.Uint32(data))
 	if code > 0 {
-		return 0, fmt.Errorf("%w: NLMSG_ERROR with positive code %d", ErrMalformed, code)
+		return 0, fmt.Errorf("%w: NLMSG_ERROR with positive code %d", errMalformed, code)
 	}
 	return syscall.Errno(-code), nil
 }

@@ -37,7 +37,7 @@ func TestParseMessages(t *testing.T) {
 		malformed bool
 	}{
 		{name: "empty datagram", in: nil},
-		{name: "header only", in: nltest.Message(typeNoop, 0, 7, 0, nil), want: []msg{{typeNoop, 7, ""}}},
+		{name: "header only", in: nltest.Message(syscall.NLMSG_NOOP, 0, 7, 0, nil), want: []msg{{syscall.NLMSG_NOOP, 7, ""}}},
 		{name: "one message with padding", in: five, want: []msg{{typeAuditGet, 1, "12345"}}},
 		{name: "last message without its padding", in: five[:21], want: []msg{{typeAuditGet, 1, "12345"}}},
 		{name: "partial padding at the end", in: five[:22], want: []msg{{typeAuditGet, 1, "12345"}}},
@@ -83,8 +83,8 @@ func TestParseMessages(t *testing.T) {
 			if tt.malformed != (err != nil) {
 				t.Fatalf("error = %v, want malformed %v", err, tt.malformed)
 			}
-			if err != nil && !errors.Is(err, ErrMalformed) {
-				t.Errorf("error %v is not ErrMalformed", err)
+			if err != nil && !errors.Is(err, errMalformed) {
+				t.Errorf("error %v is not errMalformed", err)
 			}
 			if len(msgs) != len(tt.want) {
 				t.Fatalf("got %d messages, want %d: %+v", len(msgs), len(tt.want), msgs)
@@ -140,8 +140,8 @@ func TestParseError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parseError(tt.in)
 			if tt.malformed {
-				if !errors.Is(err, ErrMalformed) {
-					t.Errorf("parseError = %v, %v; want ErrMalformed", got, err)
+				if !errors.Is(err, errMalformed) {
+					t.Errorf("parseError = %v, %v; want errMalformed", got, err)
 				}
 				return
 			}

@@ -94,7 +94,7 @@ func countRules(ctx context.Context, conn Conn, release func()) (int, error) {
 		default:
 			return 0, fmt.Errorf("list audit rules: receive: %w", err)
 		}
-		more, done, err := ParseRuleReplies(b)
+		more, done, err := parseRuleReplies(b)
 		n += more
 		if err != nil {
 			return 0, fmt.Errorf("list audit rules: %w", err)
@@ -113,11 +113,11 @@ func sendListError(err error) error {
 	return fmt.Errorf("send audit rule listing request: %w", err)
 }
 
-// ParseRuleReplies counts the AUDIT_LIST_RULES messages of one datagram and
+// parseRuleReplies counts the AUDIT_LIST_RULES messages of one datagram and
 // reports whether it ended the listing (NLMSG_DONE). An NLMSG_ERROR with an
 // errno ends it with that error; an ACK (errno 0) and other types are
 // skipped. The rules themselves are not decoded: only their number is used.
-func ParseRuleReplies(b []byte) (rules int, done bool, err error) {
+func parseRuleReplies(b []byte) (rules int, done bool, err error) {
 	msgs, perr := parseMessages(b)
 	for _, m := range msgs {
 		switch m.Header.Type {

@@ -47,15 +47,15 @@ func TestParseRuleReplies(t *testing.T) {
 		{"ack is skipped", nltest.Ack(req), 0, false, nil, 0},
 		{"eperm", nltest.Error(req, syscall.EPERM), 0, true, nil, syscall.EPERM},
 		{"unknown type skipped", nltest.Message(1000, 0, 1, 0, make([]byte, 44)), 0, false, nil, 0},
-		{"truncated header", listReply(1, "a")[:10], 0, true, ErrMalformed, 0},
-		{"rule then garbage", append(listReply(1, "a"), 1, 2, 3), 1, true, ErrMalformed, 0},
-		{"error with short payload", nltest.Message(syscall.NLMSG_ERROR, 0, 1, 0, []byte{1}), 0, true, ErrMalformed, 0},
+		{"truncated header", listReply(1, "a")[:10], 0, true, errMalformed, 0},
+		{"rule then garbage", append(listReply(1, "a"), 1, 2, 3), 1, true, errMalformed, 0},
+		{"error with short payload", nltest.Message(syscall.NLMSG_ERROR, 0, 1, 0, []byte{1}), 0, true, errMalformed, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, d, err := ParseRuleReplies(tt.b)
+			n, d, err := parseRuleReplies(tt.b)
 			if n != tt.rules || d != tt.done {
-				t.Errorf("ParseRuleReplies = %d rules, done %v; want %d, %v", n, d, tt.rules, tt.done)
+				t.Errorf("parseRuleReplies = %d rules, done %v; want %d, %v", n, d, tt.rules, tt.done)
 			}
 			switch {
 			case tt.errIs != nil && !errors.Is(err, tt.errIs):
@@ -74,7 +74,7 @@ func TestParseRuleReplies(t *testing.T) {
 func TestGoldenRuleReplies(t *testing.T) {
 	rule := golden(t, "audit_list_rules_rule.bin")
 	end := golden(t, "audit_list_rules_done.bin")
-	n, d, err := ParseRuleReplies(rule)
+	n, d, err := parseRuleReplies(rule)
 	if n != 1 || d || err != nil {
 		t.Errorf("rule datagram: %d rules, done %v, %v; want 1, false, nil", n, d, err)
 	}
@@ -82,7 +82,7 @@ func TestGoldenRuleReplies(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Header.Flags&syscall.NLM_F_MULTI == 0 || msgs[0].Header.Seq != captureSeq {
 		t.Errorf("rule message header %+v: want one NLM_F_MULTI message with seq %#x", msgs, captureSeq)
 	}
-	n, d, err = ParseRuleReplies(end)
+	n, d, err = parseRuleReplies(end)
 	if n != 0 || !d || err != nil {
 		t.Errorf("done datagram: %d rules, done %v, %v; want 0, true, nil", n, d, err)
 	}
@@ -94,7 +94,7 @@ func FuzzParseRuleReplies(f *testing.F) {
 	f.Add(done(1))
 	f.Add(listReply(1, "a")[:20])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		n, d, err := ParseRuleReplies(b)
+		n, d, err := parseRuleReplies(b)
 		msgs, perr := parseMessages(b)
 		if n < 0 || n > len(msgs) {
 			t.Fatalf("%d rules from %d messages", n, len(msgs))

@@ -49,8 +49,9 @@ type socket struct {
 	rc syscall.RawConn
 	fd int // f's descriptor, for tests
 
-	timeout time.Duration // receiveTimeout; tests shorten it
-	buf     []byte        // only the receiver uses it
+	timeout  time.Duration // receiveTimeout; tests shorten it
+	buf      []byte        // only the receiver uses it
+	deadline time.Time     // the read deadline set last; only the receiver uses it
 
 	interrupted atomic.Bool
 	closed      atomic.Bool
@@ -117,14 +118,20 @@ func (s *socket) Send(req syscall.NetlinkMessage) error {
 }
 
 // Receive returns one datagram from the kernel, EAGAIN after the timeout
-// or Interrupt, EBADF once closed, ErrStray for one from another sender, ErrMalformed for one
+// or Interrupt, EBADF once closed, ErrStray for one from another sender, errMalformed for one
 // longer than the buffer.
 func (s *socket) Receive() ([]byte, error) {
-	if err := s.f.SetReadDeadline(time.Now().Add(s.timeout)); err != nil {
-		return nil, s.closedOr(err)
+	// A new deadline only once half the last one's time is used up: each
+	// change of a read deadline moves a runtime timer, and replies come
+	// several times a second. A receive still waits at most the timeout.
+	if now := time.Now(); s.deadline.Sub(now) < s.timeout/2 {
+		s.deadline = now.Add(s.timeout)
+		if err := s.f.SetReadDeadline(s.deadline); err != nil {
+			return nil, s.closedOr(err)
+		}
 	}
 	// After the deadline is set: an Interrupt before it set its own
-	// deadline first, and that one was just overwritten.
+	// deadline first, and that one may just have been overwritten.
 	if s.interrupted.Load() {
 		return nil, syscall.EAGAIN
 	}
@@ -148,7 +155,7 @@ func (s *socket) Receive() ([]byte, error) {
 		return nil, fmt.Errorf("%w: from %+v", ErrStray, from)
 	}
 	if n > len(s.buf) {
-		return nil, fmt.Errorf("%w: %d-byte datagram, longer than the %d-byte buffer", ErrMalformed, n, len(s.buf))
+		return nil, fmt.Errorf("%w: %d-byte datagram, longer than the %d-byte buffer", errMalformed, n, len(s.buf))
 	}
 	return append([]byte(nil), s.buf[:n]...), nil
 }

@@ -55,15 +55,7 @@ const (
 )
 
 func (e EnabledState) String() string {
-	switch e {
-	case Disabled:
-		return "disabled"
-	case Enabled:
-		return "enabled"
-	case Immutable:
-		return "immutable"
-	}
-	return fmt.Sprintf("unknown(%d)", uint32(e))
+	return name([]string{"disabled", "enabled", "immutable"}, uint32(e))
 }
 
 // FailureMode is audit_status.failure. Defined here because go-libaudit's
@@ -76,23 +68,21 @@ const (
 	FailurePanic  FailureMode = 2
 )
 
-func (f FailureMode) String() string {
-	switch f {
-	case FailureSilent:
-		return "silent"
-	case FailurePrintk:
-		return "printk"
-	case FailurePanic:
-		return "panic"
+func (f FailureMode) String() string { return name([]string{"silent", "printk", "panic"}, uint32(f)) }
+
+// name is names[v], the name of the kernel's value v, or unknown(v).
+func name(names []string, v uint32) string {
+	if v < uint32(len(names)) {
+		return names[v]
 	}
-	return fmt.Sprintf("unknown(%d)", uint32(f))
+	return fmt.Sprintf("unknown(%d)", v)
 }
 
-// ParseStatus decodes an AUDIT_GET payload by its length: shorter than the
+// parseStatus decodes an AUDIT_GET payload by its length: shorter than the
 // 3.13 layout is malformed, anything longer than we know is accepted.
-func ParseStatus(b []byte) (Status, error) {
+func parseStatus(b []byte) (Status, error) {
 	if len(b) < minStatusSize {
-		return Status{}, fmt.Errorf("%w: audit status is %d bytes, want at least %d", ErrMalformed, len(b), minStatusSize)
+		return Status{}, fmt.Errorf("%w: audit status is %d bytes, want at least %d", errMalformed, len(b), minStatusSize)
 	}
 	u := func(i int) uint32 { return binary.NativeEndian.Uint32(b[i*4:]) }
 	s := Status{

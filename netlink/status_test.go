@@ -46,12 +46,12 @@ func TestParseStatusByLength(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseStatus(words(tt.size))
+			got, err := parseStatus(words(tt.size))
 			if err != nil {
-				t.Fatalf("ParseStatus(%d bytes): %v", tt.size, err)
+				t.Fatalf("parseStatus(%d bytes): %v", tt.size, err)
 			}
 			if got != tt.want {
-				t.Errorf("ParseStatus(%d bytes)\n got %+v\nwant %+v", tt.size, got, tt.want)
+				t.Errorf("parseStatus(%d bytes)\n got %+v\nwant %+v", tt.size, got, tt.want)
 			}
 		})
 	}
@@ -59,19 +59,19 @@ func TestParseStatusByLength(t *testing.T) {
 
 func TestParseStatusTooShort(t *testing.T) {
 	for _, n := range []int{0, 1, 4, 16, 28, 31} {
-		got, err := ParseStatus(words(n))
-		if !errors.Is(err, ErrMalformed) {
-			t.Errorf("ParseStatus(%d bytes) error = %v, want ErrMalformed", n, err)
+		got, err := parseStatus(words(n))
+		if !errors.Is(err, errMalformed) {
+			t.Errorf("parseStatus(%d bytes) error = %v, want errMalformed", n, err)
 		}
 		if got != (Status{}) {
-			t.Errorf("ParseStatus(%d bytes) = %+v, want zero Status", n, got)
+			t.Errorf("parseStatus(%d bytes) = %+v, want zero Status", n, got)
 		}
 		if IsPermanent(err) {
 			t.Errorf("a malformed reply must be transient: %v", err)
 		}
 	}
-	if _, err := ParseStatus(nil); !errors.Is(err, ErrMalformed) {
-		t.Errorf("ParseStatus(nil) error = %v, want ErrMalformed", err)
+	if _, err := parseStatus(nil); !errors.Is(err, errMalformed) {
+		t.Errorf("parseStatus(nil) error = %v, want errMalformed", err)
 	}
 }
 

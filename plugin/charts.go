@@ -22,8 +22,7 @@ type dim struct {
 	id        string // unique across all charts: it keys the collected values
 	name      string
 	algorithm string // absolute or incremental
-	mul, div  int
-	hidden    bool
+	div       int    // 0: 1
 }
 
 func (c chart) fullID() string  { return chartType + "." + c.id }
@@ -68,7 +67,7 @@ var charts = []chart{
 }
 
 // chartsFor keeps the charts this kernel can fill and sets the jiffy
-// divisors: HZ when known (it nearly always is: see netlink.KernelHZ), else
+// divisors: HZ when known (it nearly always is: see host.KernelHZ), else
 // the charts say jiffies.
 func chartsFor(fields netlink.Field, hz int) []chart {
 	var out []chart

@@ -67,34 +67,8 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // sampler feeds it every sample, so the Function never queries the kernel
 // for the status itself.
 type statusTracker struct {
-	mu          sync.Mutex
-	started     time.Time
-	last        netlink.Status
-	lastAt      time.Time
-	seen        bool
-	peakBacklog uint32
-	peakAt      time.Time
-	prevLost    uint32
-	lostSince   uint64 // records lost since the plugin started (reset-aware)
-	lastLostAt  time.Time
-}
-
-func newStatusTracker(now time.Time) *statusTracker { return &statusTracker{started: now} }
-
-func (t *statusTracker) observe(st netlink.Status, at time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.seen {
-		if d := counterDelta(t.prevLost, st.Lost, at.Sub(t.lastAt)); d > 0 {
-			t.lostSince += d
-			t.lastLostAt = at // lost between the previous sample and this one
-		}
-	}
-	if !t.seen || st.Backlog > t.peakBacklog {
-		t.peakBacklog, t.peakAt = st.Backlog, at
-	}
-	t.prevLost = st.Lost
-	t.last, t.lastAt, t.seen = st, at, true
+	mu sync.Mutex
+	s  trackerSnapshot
 }
 
 type trackerSnapshot struct {
@@ -104,14 +78,34 @@ type trackerSnapshot struct {
 	seen        bool
 	peakBacklog uint32
 	peakAt      time.Time
-	lostSince   uint64
+	lostSince   uint64 // records lost since the plugin started (reset-aware)
 	lastLostAt  time.Time
+}
+
+func newStatusTracker(now time.Time) *statusTracker {
+	return &statusTracker{s: trackerSnapshot{started: now}}
+}
+
+// observe records a sample taken at at; lost is how many records were lost
+// since the previous sample, which the sampler counts (counterDelta).
+func (t *statusTracker) observe(st netlink.Status, at time.Time, lost uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := &t.s
+	if lost > 0 {
+		s.lostSince += lost
+		s.lastLostAt = at // lost between the previous sample and this one
+	}
+	if !s.seen || st.Backlog > s.peakBacklog {
+		s.peakBacklog, s.peakAt = st.Backlog, at
+	}
+	s.last, s.lastAt, s.seen = st, at, true
 }
 
 func (t *statusTracker) snapshot() trackerSnapshot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return trackerSnapshot{t.started, t.last, t.lastAt, t.seen, t.peakBacklog, t.peakAt, t.lostSince, t.lastLostAt}
+	return t.s
 }
 
 // functionServer reads Netdata's commands on stdin (handleLine, one call per

@@ -319,7 +319,7 @@ func TestFunctionKernelHoldingQueries(t *testing.T) {
 
 	// While the sampler reports held queries, no listing is even sent.
 	before := h.rules.Load()
-	h.p.held.Store(2)
+	h.p.stats.setHeld(2)
 	h.send(t, `FUNCTION tx-held 10 "audit-status"`)
 	r := h.answers(t, 13, 3*time.Second)["tx-held"]
 	if _, v := decodeTable(t, r); v["rules"] != "unavailable (kernel holding queries)" || h.rules.Load() != before {
@@ -355,14 +355,15 @@ func TestStatusTracker(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	tr := newStatusTracker(t0)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	tr.observe(netlink.Status{Backlog: 5, Lost: 100}, at(1)) // lost before we started: not ours
+	// lost is counted by the sampler (counterDelta); 100 before we started is not ours.
+	tr.observe(netlink.Status{Backlog: 5, Lost: 100}, at(1), 0)
 	if s := tr.snapshot(); s.peakBacklog != 5 || !s.lastLostAt.IsZero() || s.lostSince != 0 {
 		t.Fatalf("after the first sample: %+v", s)
 	}
-	tr.observe(netlink.Status{Backlog: 40, Lost: 100}, at(2))
-	tr.observe(netlink.Status{Backlog: 10, Lost: 103}, at(3))
-	tr.observe(netlink.Status{Backlog: 1, Lost: 2}, at(4)) // reset to 0, then 2 lost
-	tr.observe(netlink.Status{Backlog: 1, Lost: 2}, at(5))
+	tr.observe(netlink.Status{Backlog: 40, Lost: 100}, at(2), 0)
+	tr.observe(netlink.Status{Backlog: 10, Lost: 103}, at(3), 3)
+	tr.observe(netlink.Status{Backlog: 1, Lost: 2}, at(4), 2) // reset to 0, then 2 lost
+	tr.observe(netlink.Status{Backlog: 1, Lost: 2}, at(5), 0)
 	s := tr.snapshot()
 	if s.peakBacklog != 40 || !s.peakAt.Equal(at(2)) {
 		t.Errorf("peak %d at %v, want 40 at %v", s.peakBacklog, s.peakAt, at(2))
@@ -506,7 +507,7 @@ func TestKeepaliveBeforeFirstStatus(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
 	h := newHarness(func() (statusClient, error) { return &flakyClient{failing: &failing}, nil })
-	h.p.interval = time.Hour // retries far apart: only the keepalive writes
+	h.p.second = time.Hour // retries far apart: only the keepalive writes
 	h.p.keepaliveEvery = 20 * time.Millisecond
 	h.start(t)
 	w := h.stdout.wait(t, 3, 5*time.Second)

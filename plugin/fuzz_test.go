@@ -165,7 +165,7 @@ func FuzzPluginDatagrams(f *testing.F) {
 			return out, nil
 		})
 		h := newHarness(kernel(conn, 4))
-		h.p.interval = 6 * time.Millisecond
+		h.p.second = 6 * time.Millisecond
 		h.p.opts.sampleInterval = 2 * time.Millisecond
 		ctx, cancel := context.WithCancel(context.Background())
 		exit := make(chan int, 1)

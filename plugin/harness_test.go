@@ -124,9 +124,9 @@ func newHarness(newClient func() (statusClient, error)) *harness {
 	h := &harness{stdout: newOutput(), stderr: &syncBuffer{}}
 	opts := options{updateEvery: 1, sampleInterval: 20 * time.Millisecond, maxHeld: 4, growthSpan: time.Second}
 	p := newPlugin(opts, h.stdout, h.stderr)
-	p.interval = testInterval
+	p.second = testInterval
 	p.newClient = newClient
-	p.kernelHZ = func() (int, string, error) { return 250, "test", nil }
+	p.kernelHZ = func() (int, error) { return 250, nil }
 	p.processExists = func(uint32) bool { return true }
 	p.parentAlive = func() bool { return true }
 	p.procStatus = func() io.Reader { return strings.NewReader("Name:\tplugin\nCapBnd:\t000001ffffffffff\n") }

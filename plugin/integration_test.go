@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"auditplugin/host"
 	"auditplugin/internal/kerneltest"
 	"auditplugin/internal/testkit"
 	"auditplugin/netlink"
@@ -61,7 +62,7 @@ var exporterFields = []struct{ field, chart, dim string }{
 
 func kernelHZ(t *testing.T) int {
 	t.Helper()
-	hz, _, err := netlink.KernelHZ()
+	hz, err := host.KernelHZ()
 	if err != nil {
 		t.Skipf("CONFIG_HZ unknown here (%v): the wait-time charts would be in jiffies", err)
 	}

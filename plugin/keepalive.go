@@ -38,7 +38,15 @@ func netdataMajor(v string) int {
 // keepalive writes PLUGIN_KEEPALIVE every interval until ctx is done or a
 // write fails (the chart loop then fails on its own next write).
 func keepalive(ctx context.Context, out io.Writer, every time.Duration) {
-	t := time.NewTicker(every)
+	repeat(ctx, every, func() bool {
+		_, err := io.WriteString(out, "PLUGIN_KEEPALIVE\n")
+		return err == nil
+	})
+}
+
+// repeat calls f every d until ctx is done or f returns false.
+func repeat(ctx context.Context, d time.Duration, f func() (again bool)) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -46,7 +54,7 @@ func keepalive(ctx context.Context, out io.Writer, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		if _, err := io.WriteString(out, "PLUGIN_KEEPALIVE\n"); err != nil {
+		if !f() {
 			return
 		}
 	}

@@ -10,11 +10,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	"auditplugin/host"
 	"auditplugin/netlink"
 )
 
@@ -22,6 +23,15 @@ import (
 var version = "dev"
 
 func main() {
+	// One P: the plugin's goroutines take turns in a few microseconds a
+	// sample, and with a second P idle every goroutine made ready (a send,
+	// a reply, a tick) wakes a second thread to look for work and sleep
+	// again, which cost more CPU than the work itself (bench/run.sh). A
+	// send the kernel holds asleep does not hold the P: the runtime hands
+	// it on from a blocked system call. GOMAXPROCS in the environment wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -30,10 +40,11 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if isHelp(err) {
 		return 0
 	}
+	var replayed statusClient
 	if err == nil && opts.replay != "" {
 		// A bad replay file will not fix itself: treat it as a bad option,
 		// not as a transient error retried in silence.
-		_, err = newReplayClient(opts.replay)()
+		replayed, err = loadReplay(opts.replay)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "audit.plugin: %s (see audit.plugin -h)\n", oneLine(err.Error()))
@@ -46,12 +57,24 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	return newPlugin(opts, stdout, stderr).serve(stdin)
+	p := newPlugin(opts, stdout, stderr)
+	if replayed != nil {
+		p.replayFrom(replayed)
+	}
+	return p.serve(stdin)
 }
 
-// newReplayClient serves recorded statuses instead of the kernel. Only a
-// test build (replay.go, build tag replay) sets it, with the -replay flag.
-var newReplayClient func(path string) func() (statusClient, error)
+// loadReplay reads recorded statuses to serve instead of the kernel's. Only
+// a test build (replay.go, build tag replay) sets it, with the -replay flag.
+var loadReplay func(path string) (statusClient, error)
+
+// replayFrom makes the plugin chart c's statuses instead of the kernel's.
+func (p *plugin) replayFrom(c statusClient) {
+	p.newClient = func() (statusClient, error) { return c, nil }
+	p.funcs.countRules = func(context.Context) (int, error) {
+		return 0, errors.New("replaying recorded statuses, no kernel")
+	}
+}
 
 // newPlugin wires the plugin to the kernel and the real process; tests
 // replace the function fields.
@@ -59,27 +82,22 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 	w := &lockedWriter{w: stdout} // shared by chart cycles, Function answers and keepalives
 	p := &plugin{
 		opts:           opts,
-		interval:       time.Duration(opts.updateEvery) * time.Second,
+		second:         time.Second,
 		stdout:         w,
 		out:            newProtocol(w),
 		log:            newStateLog(stderr),
 		newClient:      kernelClient(netlink.NewSenderLimit(opts.maxHeld)),
-		kernelHZ:       netlink.KernelHZ,
+		kernelHZ:       host.KernelHZ,
 		processExists:  procExists,
 		parentAlive:    parentWatcher(),
 		procStatus:     openProcStatus,
+		stats:          &selfCounters{},
 		track:          newStatusTracker(time.Now()),
 		keepaliveEvery: keepaliveInterval(os.Getenv("NETDATA_VERSION")),
 	}
 	p.funcs = newFunctionServer(w, p.log, p.track)
 	p.funcs.processExists = func(pid uint32) bool { return p.processExists(pid) }
-	p.funcs.held = func() int { return int(p.held.Load()) }
-	if opts.replay != "" {
-		p.newClient = newReplayClient(opts.replay)
-		p.funcs.countRules = func(context.Context) (int, error) {
-			return 0, errors.New("replaying recorded statuses, no kernel")
-		}
-	}
+	p.funcs.held = p.stats.heldQueries
 	if opts.kernelConfig != "" {
 		var files []string
 		if opts.kernelConfig != "none" {
@@ -87,7 +105,7 @@ func newPlugin(opts options, stdout, stderr io.Writer) *plugin {
 		} else {
 			files = []string{}
 		}
-		p.kernelHZ = func() (int, string, error) { return netlink.KernelHZFrom(files) }
+		p.kernelHZ = func() (int, error) { return host.KernelHZFrom(files) }
 	}
 	return p
 }
@@ -106,7 +124,7 @@ func (p *plugin) serve(stdin io.Reader) int {
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
-	go p.logSelfStats(ctx, usr1)
+	go p.stats.logOn(ctx, usr1, p.log)
 	return p.run(ctx)
 }
 
@@ -141,193 +159,12 @@ const parentPoll = 500 * time.Millisecond
 
 // watchParent calls gone once parentAlive reports false, until ctx is done.
 func (p *plugin) watchParent(ctx context.Context, gone func()) {
-	t := time.NewTicker(parentPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if !p.parentAlive() {
-				p.log.printf("netdata (our parent process) is gone; exiting")
-				gone()
-				return
-			}
+	repeat(ctx, parentPoll, func() bool {
+		if p.parentAlive() {
+			return true
 		}
-	}
-}
-
-type plugin struct {
-	opts          options
-	interval      time.Duration // update_every; tests shorten it
-	stdout        io.Writer     // Netdata's pipe, one whole write at a time
-	out           *protocol
-	log           *stateLog
-	newClient     func() (statusClient, error)
-	kernelHZ      func() (hz int, source string, err error)
-	processExists func(uint32) bool
-	parentAlive   func() bool
-	procStatus    func() io.Reader // /proc/self/status, read to explain a missing capability
-	held          atomic.Int32     // queries held asleep at the last update, for selfstats
-
-	track          *statusTracker  // what the status Function shows beyond the latest sample
-	funcs          *functionServer // Function calls on stdin (function.go)
-	keepaliveEvery time.Duration   // PLUGIN_KEEPALIVE interval, 0 for none (keepalive.go)
-}
-
-func (p *plugin) run(ctx context.Context) int {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go p.watchParent(ctx, cancel)
-
-	hz, _, err := p.kernelHZ()
-	if err != nil {
-		p.log.printf("%v; charting backlog wait times in jiffies", err)
-	}
-
-	p.funcs.setHZ(hz)
-	if p.keepaliveEvery > 0 {
-		// From the start: retrying a first status may be silent for long.
-		go keepalive(ctx, p.stdout, p.keepaliveEvery)
-	}
-
-	interval := p.interval
-	s := newSampler(p.newClient, p.opts.sampleInterval, p.log, newGrowthEstimator(p.opts.growthSpan))
-	s.track = p.track
-	s.maxHeld, s.hz = p.opts.maxHeld, hz
-
-	// The first status decides which charts this kernel can fill, and a
-	// missing permission is reported before any chart exists.
-	first, err := p.firstStatus(ctx, s, interval)
-	if err != nil || ctx.Err() != nil {
-		// The sampling goroutine, which closes the client, never started.
-		if s.client != nil {
-			s.client.Close()
-		}
-		if err != nil {
-			return p.disable(err)
-		}
-		return 0
-	}
-	active := chartsFor(first.Fields, hz)
-	for _, c := range active {
-		if err := p.out.Chart(c, p.opts.updateEvery); err != nil {
-			return p.exitOn(err)
-		}
-		for _, d := range c.dims {
-			if err := p.out.Dimension(d); err != nil {
-				return p.exitOn(err)
-			}
-		}
-	}
-	// Registered once a status exists, so the first call has one to show.
-	if err := p.out.Function(functionName, functionTimeout, functionHelp, "top", functionAccess, functionPriority, functionVersion); err != nil {
-		return p.exitOn(err)
-	}
-	if err := p.out.Flush(); err != nil {
-		return p.exitOn(err)
-	}
-
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	defer stopSampling()
-	go s.run(sampleCtx)
-
-	var last time.Time
-	next := firstTick(time.Now(), interval)
-	for {
-		timer := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return 0
-		case <-timer.C:
-		}
-		now := time.Now()
-		// Skip ticks we slept through instead of bursting to catch up.
-		for !next.After(now) {
-			next = next.Add(interval)
-		}
-		w, fatal := s.take()
-		if fatal != nil {
-			return p.disable(fatal)
-		}
-		p.held.Store(int32(w.penalty.Held))
-		var since time.Duration
-		if !last.IsZero() {
-			since = now.Sub(last)
-		}
-		last = now
-		if err := p.emit(active, collect(w, p.processExists), since); err != nil {
-			return p.exitOn(err)
-		}
-	}
-}
-
-// firstTick is the first update time: the next multiple of interval on the
-// wall clock, so updates line up with Netdata's, but carried on the monotonic
-// clock. Truncate drops the monotonic reading, and a schedule kept in wall
-// time falls silent for as long as the clock is set back (an NTP step).
-func firstTick(now time.Time, interval time.Duration) time.Time {
-	return now.Add(now.Truncate(interval).Add(interval).Sub(now))
-}
-
-// firstStatus waits for one status, retrying transient errors every update
-// interval; it returns a permanent error at once.
-func (p *plugin) firstStatus(ctx context.Context, s *sampler, interval time.Duration) (netlink.Status, error) {
-	for {
-		s.sampleOnce(ctx)
-		w, fatal := s.take()
-		if fatal != nil {
-			return netlink.Status{}, fatal
-		}
-		if w.samples > 0 {
-			// Give the first cycle its sample back so it is not a gap.
-			s.mu.Lock()
-			s.win = w
-			s.mu.Unlock()
-			return w.last, nil
-		}
-		select {
-		case <-ctx.Done():
-			return netlink.Status{}, nil
-		case <-time.After(interval):
-		}
-	}
-}
-
-func (p *plugin) emit(active []chart, values map[string]int64, since time.Duration) error {
-	for _, c := range active {
-		if err := p.out.Begin(c.fullID(), since); err != nil {
-			return err
-		}
-		for _, d := range c.dims {
-			var err error
-			if v, ok := values[d.id]; ok {
-				err = p.out.Set(d.id, v)
-			} else {
-				err = p.out.SetEmpty(d.id)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if err := p.out.End(); err != nil {
-			return err
-		}
-	}
-	return p.out.Flush()
-}
-
-func (p *plugin) disable(err error) int {
-	exe, _ := os.Executable()
-	p.log.printf("%s", explain(err, exe, p.procStatus()))
-	p.out.Disable()
-	p.out.Flush()
-	return 1
-}
-
-// exitOn ends the plugin after a write failure: Netdata is gone or closed our pipe.
-func (p *plugin) exitOn(err error) int {
-	p.log.printf("%v; exiting", err)
-	return 1
+		p.log.printf("netdata (our parent process) is gone; exiting")
+		gone()
+		return false
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"auditplugin/host"
 	"auditplugin/netlink"
 )
 
@@ -19,7 +20,9 @@ func explain(err error, exe string, procStatus io.Reader) string {
 	switch {
 	case errors.Is(err, netlink.ErrNoAudit):
 		return fmt.Sprintf("cannot read the audit status (%v): the kernel has no audit support (built without CONFIG_AUDIT, or booted with audit=0); disabling", err)
-	case errors.Is(err, netlink.ErrNamespace):
+	case errors.Is(err, netlink.ErrNamespace),
+		// The kernel answers EPERM outside the initial PID namespace too.
+		errors.Is(err, netlink.ErrPermission) && host.InNonInitialPIDNamespace():
 		return fmt.Sprintf("cannot read the audit status (%v): the kernel answers only processes in the initial user and PID namespaces; "+
 			"in a container run Netdata with hostPID (docker run --pid=host, Kubernetes hostPID: true), without a user namespace, and with CAP_AUDIT_CONTROL; disabling", err)
 	case errors.Is(err, netlink.ErrPermission):

@@ -37,20 +37,14 @@ func (p *protocol) Dimension(d dim) error {
 	if err := checkID(d.name); err != nil {
 		return fmt.Errorf("DIMENSION %s: %w", d.id, err)
 	}
-	alg, mul, div, opts := d.algorithm, d.mul, d.div, ""
+	alg, div := d.algorithm, d.div
 	if alg == "" {
 		alg = "absolute"
-	}
-	if mul == 0 {
-		mul = 1
 	}
 	if div == 0 {
 		div = 1
 	}
-	if d.hidden {
-		opts = "hidden"
-	}
-	fmt.Fprintf(&p.buf, "DIMENSION %s %s %s %d %d '%s'\n", d.id, d.name, alg, mul, div, opts)
+	fmt.Fprintf(&p.buf, "DIMENSION %s %s %s 1 %d ''\n", d.id, d.name, alg, div)
 	return nil
 }
 

@@ -32,36 +32,35 @@ func init() {
 		fs.StringVar(&o.kernelConfig, "kernel-config", "",
 			"testing only: comma-separated kernel config files to read CONFIG_HZ from, \"none\" for none (HZ then comes from the clock)")
 	}
-	newReplayClient = replayClient
+	loadReplay = func(path string) (statusClient, error) { return readReplay(path) }
 }
 
-func replayClient(path string) func() (statusClient, error) {
-	return func() (statusClient, error) {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("open replay file: %w", err)
-		}
-		defer f.Close()
-		r := &replay{}
-		sc := bufio.NewScanner(f)
-		for line := 1; sc.Scan(); line++ {
-			if len(sc.Bytes()) == 0 {
-				continue
-			}
-			var s netlink.Status
-			if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-				return nil, fmt.Errorf("replay file %s line %d: %w", path, line, err)
-			}
-			r.statuses = append(r.statuses, s)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("read replay file %s: %w", path, err)
-		}
-		if len(r.statuses) == 0 {
-			return nil, fmt.Errorf("replay file %s has no statuses", path)
-		}
-		return r, nil
+// readReplay loads the statuses recorded in path.
+func readReplay(path string) (*replay, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open replay file: %w", err)
 	}
+	defer f.Close()
+	r := &replay{}
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var s netlink.Status
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return nil, fmt.Errorf("replay file %s line %d: %w", path, line, err)
+		}
+		r.statuses = append(r.statuses, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read replay file %s: %w", path, err)
+	}
+	if len(r.statuses) == 0 {
+		return nil, fmt.Errorf("replay file %s has no statuses", path)
+	}
+	return r, nil
 }
 
 func (r *replay) Status(context.Context) (netlink.Status, error) {

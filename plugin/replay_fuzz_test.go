@@ -33,14 +33,14 @@ func FuzzReplayFile(f *testing.F) {
 		if err := os.WriteFile(path, content, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		c, err := replayClient(path)()
+		c, err := readReplay(path)
 		if err != nil {
 			if !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %q does not name the file", err)
 			}
 			return
 		}
-		r := c.(*replay)
+		r := c
 		lines := 0
 		for _, l := range strings.Split(string(content), "\n") {
 			if strings.TrimSuffix(l, "\r") != "" {

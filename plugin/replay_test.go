@@ -16,7 +16,7 @@ import (
 )
 
 func TestReplayLoops(t *testing.T) {
-	c, err := replayClient(filepath.Join("testdata", "replay.jsonl"))()
+	c, err := readReplay(filepath.Join("testdata", "replay.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestReplayErrors(t *testing.T) {
 		{"empty", write("empty.jsonl", "\n\n"), []string{"no statuses"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := replayClient(tc.path)()
+			_, err := readReplay(tc.path)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -79,7 +79,11 @@ func TestReplayErrors(t *testing.T) {
 // The whole plugin on a replay: the recorded panic-mode state reaches the charts.
 func TestReplayRun(t *testing.T) {
 	h := newHarness(nil)
-	h.p.newClient = replayClient(filepath.Join("testdata", "replay.jsonl"))
+	r, err := readReplay(filepath.Join("testdata", "replay.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.p.replayFrom(r)
 	_, cancel := h.start(t)
 	h.stdout.wait(t, 3, 5*time.Second)
 	cancel()

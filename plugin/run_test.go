@@ -309,7 +309,7 @@ func TestChartsFollowReplySize(t *testing.T) {
 // Without CONFIG_HZ the wait charts say jiffies instead of guessing seconds.
 func TestUnknownHZ(t *testing.T) {
 	h := newHarness(kernel(steadyKernel(steadyPayload), 4))
-	h.p.kernelHZ = func() (int, string, error) { return 0, "", errors.New("find CONFIG_HZ: no config") }
+	h.p.kernelHZ = func() (int, error) { return 0, errors.New("find CONFIG_HZ: no config") }
 	_, cancel := h.start(t)
 	h.stdout.wait(t, 2, 5*time.Second)
 	cancel()
@@ -326,7 +326,7 @@ func TestUnknownHZ(t *testing.T) {
 }
 
 // Records lost between the first status and the sampler's first sample are
-// counted: the counter state carries over from firstStatus to run.
+// counted: the counter state carries over from first to run.
 func TestLostCountedFromFirstStatus(t *testing.T) {
 	var n atomic.Int32
 	conn := nltest.Dial(func(req syscall.NetlinkMessage) ([][]byte, error) {
@@ -445,7 +445,7 @@ func TestExitWhenParentGone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(kernel(tc.conn, 4))
-			h.p.interval = 60 * time.Second
+			h.p.second = 60 * time.Second
 			var alive atomic.Bool
 			alive.Store(true)
 			h.p.parentAlive = alive.Load
@@ -489,7 +489,10 @@ func TestFirstTick(t *testing.T) {
 // state change of its own.
 func TestTransientLoggedOncePerState(t *testing.T) {
 	var failing atomic.Bool
-	ok, _ := netlink.ParseStatus(steadyPayload)
+	ok, err := netlink.New(steadyKernel(steadyPayload), nil).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := newHarness(func() (statusClient, error) { return &flakyClient{failing: &failing, st: ok}, nil })
 	h.start(t)
 	h.stdout.wait(t, 2, 5*time.Second)

@@ -28,7 +28,7 @@ type sampler struct {
 	track     *statusTracker // the status Function's view; nil in some tests
 
 	// prev is the last sample's counters. Only the goroutine that samples
-	// touches it (firstStatus, then run), and it must carry over from the
+	// touches it (first, then run), and it must carry over from the
 	// first status to run, or what is lost in between is never counted.
 	prev counterState
 	// Pacing while the kernel holds queries (see heldPace); set before run.
@@ -59,7 +59,7 @@ type window struct {
 	penalty     netlink.Penalty
 	overflowIn  time.Duration // estimated time until the backlog is full
 	overflowOK  bool          // whether there is an estimate
-	err         error         // the last error, when there were no samples
+	failed      bool          // a query failed, and no sample since
 	carried     bool          // no fresh sample: the last one, while queries are held
 }
 
@@ -80,15 +80,45 @@ func newSampler(newClient func() (statusClient, error), interval time.Duration, 
 	return &sampler{newClient: newClient, interval: interval, log: log, growth: growth, win: window{peakUtilBP: -1}}
 }
 
+// first waits for one status, retrying transient errors every retry; it
+// returns a permanent error at once, and a zero status once ctx is done.
+// The status stays in the window, so the first update is not a gap.
+func (s *sampler) first(ctx context.Context, retry time.Duration) (netlink.Status, error) {
+	for {
+		s.sampleOnce(ctx)
+		s.mu.Lock()
+		w, fatal := s.win, s.fatal
+		if w.samples == 0 && fatal == nil {
+			s.win = window{peakUtilBP: -1} // drop the error: the retry decides
+		}
+		s.mu.Unlock()
+		if fatal != nil {
+			return netlink.Status{}, fatal
+		}
+		if w.samples > 0 {
+			return w.last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return netlink.Status{}, nil
+		case <-time.After(retry):
+		}
+	}
+}
+
+// close closes the client; run does it when it returns, and whoever never
+// starts run after first must.
+func (s *sampler) close() {
+	if c := s.currentClient(); c != nil {
+		c.Close()
+	}
+}
+
 // run samples until ctx is done or a permanent error occurs.
 func (s *sampler) run(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
-	defer func() {
-		if s.client != nil {
-			s.client.Close()
-		}
-	}()
+	defer s.close()
 	for {
 		if s.sampleOnce(ctx) {
 			return
@@ -148,7 +178,7 @@ func (s *sampler) fail(err error) bool {
 	if permanent {
 		s.fatal = err
 	} else {
-		s.win.err = err
+		s.win.failed = true
 	}
 	s.mu.Unlock()
 	// Logged outside the lock: a slow stderr must not stall take, and so the emit loop.
@@ -198,9 +228,11 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := &s.prev
+	var lost uint64
 	if prev.seen {
 		elapsed := at.Sub(prev.at)
-		s.totals.lost += counterDelta(prev.lost, st.Lost, elapsed)
+		lost = counterDelta(prev.lost, st.Lost, elapsed)
+		s.totals.lost += lost
 		s.totals.waitActual += counterDelta(prev.wait, st.BacklogWaitTimeActual, elapsed)
 	}
 	*prev = counterState{seen: true, at: at, lost: st.Lost, wait: st.BacklogWaitTimeActual}
@@ -208,7 +240,7 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	w := &s.win
 	w.samples++
 	w.last = st
-	w.err = nil
+	w.failed = false
 	w.counters = s.totals
 	w.peakBacklog = max(w.peakBacklog, st.Backlog)
 	if st.BacklogLimit > 0 {
@@ -217,7 +249,7 @@ func (s *sampler) add(st netlink.Status, reply time.Duration, at time.Time) {
 	w.maxReply = max(w.maxReply, reply)
 	s.growth.add(at, st.Backlog)
 	if s.track != nil {
-		s.track.observe(st, at)
+		s.track.observe(st, at, lost)
 	}
 	s.lastWin = window{samples: 1, last: st, peakBacklog: st.Backlog, peakUtilBP: -1, maxReply: reply, counters: s.totals}
 	if st.BacklogLimit > 0 {
@@ -274,7 +306,7 @@ func (s *sampler) take() (window, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.win
-	if w.samples == 0 && w.err == nil && pen.Held > 0 && s.haveLast {
+	if w.samples == 0 && !w.failed && pen.Held > 0 && s.haveLast {
 		// No fresh sample because the kernel holds our queries (paced, or
 		// the pool used up): chart the last sample again rather than a gap.
 		// The held charts show the stall live meanwhile.

@@ -198,13 +198,12 @@ func TestCountersWrapAndReset(t *testing.T) {
 	}
 }
 
-// Counter state carries from firstStatus to run, so the records lost between
+// Counter state carries from first to run, so the records lost between
 // the first status and the next sample are counted.
 func TestCountersCarryOverFromFirstStatus(t *testing.T) {
 	c := &scriptClient{replies: []scripted{{st: status(0, 1000, 10, 0)}, {st: status(0, 1000, 15, 0)}}}
 	s := newTestSampler(c, nil)
-	p := &plugin{}
-	if _, err := p.firstStatus(context.Background(), s, testInterval); err != nil {
+	if _, err := s.first(context.Background(), testInterval); err != nil {
 		t.Fatal(err)
 	}
 	s.sampleOnce(context.Background())
@@ -292,8 +291,8 @@ func TestTransientAndPermanentErrors(t *testing.T) {
 		}
 	}
 	w, fatal := s.take()
-	if fatal != nil || w.samples != 0 || w.err == nil {
-		t.Errorf("window %+v, fatal %v: want no samples, the error, no fatal", w, fatal)
+	if fatal != nil || w.samples != 0 || !w.failed {
+		t.Errorf("window %+v, fatal %v: want no samples, failed, no fatal", w, fatal)
 	}
 	if n := strings.Count(stderr.String(), "failing"); n != 1 {
 		t.Errorf("logged %d times:\n%s", n, stderr)

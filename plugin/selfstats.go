@@ -10,6 +10,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Runtime statistics on request, for operators: `kill -USR1 $(pidof
@@ -98,15 +99,26 @@ func parseProcStatus(r io.Reader) (threads int, rssKiB int64) {
 	return threads, rssKiB
 }
 
-// logSelfStats writes one line of statistics for each signal on sig until
+// selfCounters are what the plugin counts for selfStats, which reads the
+// rest from the runtime and /proc: the queries the kernel held asleep at the
+// last chart update (the collector sets it, the status Function reads it).
+type selfCounters struct {
+	held atomic.Int32
+}
+
+func (c *selfCounters) setHeld(n int) { c.held.Store(int32(n)) }
+
+func (c *selfCounters) heldQueries() int { return int(c.held.Load()) }
+
+// logOn writes one line of statistics to log for each signal on sig until
 // ctx is done.
-func (p *plugin) logSelfStats(ctx context.Context, sig <-chan os.Signal) {
+func (c *selfCounters) logOn(ctx context.Context, sig <-chan os.Signal, log *stateLog) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
-			p.log.printf("%s", readSelfStats(int(p.held.Load())))
+			log.printf("%s", readSelfStats(c.heldQueries()))
 		}
 	}
 }

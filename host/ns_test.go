@@ -1,4 +1,4 @@
-package netlink
+package host
 
 import (
 	"errors"
@@ -37,8 +37,8 @@ func TestInNonInitialPIDNamespaceHere(t *testing.T) {
 		t.Skipf("cannot read /proc/self/ns/pid: %v", err)
 	}
 	want := link != "pid:[4026531836]"
-	if got := inNonInitialPIDNamespace(); got != want {
-		t.Errorf("inNonInitialPIDNamespace() = %v, but /proc/self/ns/pid is %s", got, link)
+	if got := InNonInitialPIDNamespace(); got != want {
+		t.Errorf("InNonInitialPIDNamespace() = %v, but /proc/self/ns/pid is %s", got, link)
 	}
 	if _, err := pidNamespaceInode(); errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("pidNamespaceInode: %v", err)

@@ -1,4 +1,9 @@
-package netlink
+// Package host inspects the machine the plugin runs on, not the kernel's
+// audit subsystem: CONFIG_HZ (the unit of the backlog wait times) and
+// whether we run in the initial PID namespace (which decides what an EPERM
+// from the kernel means). It reads /proc, /boot and clocks; package netlink,
+// the kernel client, only talks netlink.
+package host
 
 import (
 	"bufio"
@@ -16,30 +21,33 @@ import (
 )
 
 // KernelHZ finds CONFIG_HZ, the unit of backlog_wait_time and
-// backlog_wait_time_actual (jiffies), and says where it came from.
+// backlog_wait_time_actual (jiffies).
 // sysconf(_SC_CLK_TCK) is USER_HZ, not CONFIG_HZ. The kernel config is read
 // first (/proc/config.gz, /boot/config-$(uname -r)); containers rarely have
 // either, so the fallback is the resolution of CLOCK_MONOTONIC_COARSE, which
 // Linux ticks once per jiffy and reports as TICK_NSEC to anyone, in any
 // namespace.
-func KernelHZ() (hz int, source string, err error) {
-	return KernelHZFrom(nil)
+func KernelHZ() (int, error) {
+	return KernelHZFrom(defaultConfigs())
 }
 
-// KernelHZFrom is KernelHZ with other config files than the default ones
-// (nil: the default); tests use it to show the fallback.
-func KernelHZFrom(configs []string) (hz int, source string, err error) {
-	if configs == nil {
-		var uts unix.Utsname
-		release := ""
-		if unix.Uname(&uts) == nil {
-			release = unix.ByteSliceToString(uts.Release[:])
-		}
-		configs = []string{"/proc/config.gz", "/boot/config-" + release}
+// KernelHZFrom is KernelHZ with other config files than the default ones:
+// the plugin's -kernel-config option (test builds) shows the fallback.
+func KernelHZFrom(configs []string) (int, error) {
+	hz, _, err := kernelHZ(configs, coarseResolution)
+	return hz, err
+}
+
+func defaultConfigs() []string {
+	var uts unix.Utsname
+	release := ""
+	if unix.Uname(&uts) == nil {
+		release = unix.ByteSliceToString(uts.Release[:])
 	}
-	return kernelHZ(configs, coarseResolution)
+	return []string{"/proc/config.gz", "/boot/config-" + release}
 }
 
+// kernelHZ also says where HZ came from, for tests.
 func kernelHZ(configs []string, resolution func() (time.Duration, error)) (int, string, error) {
 	var errs []error
 	for _, path := range configs {

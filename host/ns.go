@@ -1,4 +1,4 @@
-package netlink
+package host
 
 import (
 	"os"
@@ -10,14 +10,14 @@ import (
 // namespaces get dynamic inodes from 0xF0000000 up.
 const initialPIDNamespaceInode = 0xEFFFFFFC
 
-// inNonInitialPIDNamespace tells a container without hostPID apart from a
+// InNonInitialPIDNamespace tells a container without hostPID apart from a
 // missing capability: both get EPERM from the kernel. It reads our own
 // namespace link, which any process may do even with /proc mounted
 // hidepid=2 (other processes, kernel threads included, are hidden there, so
 // looking for them would blame the namespace for a missing capability).
 // NSpid in /proc/self/status cannot tell: a container with its own /proc
 // shows one entry there, as the host does.
-func inNonInitialPIDNamespace() bool {
+func InNonInitialPIDNamespace() bool {
 	return isNonInitialPIDNamespace(pidNamespaceInode)
 }
 

@@ -1,4 +1,4 @@
-package netlink
+package host
 
 import (
 	"bufio"
@@ -103,7 +103,7 @@ func TestKernelHZ(t *testing.T) {
 		t.Fatal("/proc/config.gz has no CONFIG_HZ_<n>=y line")
 	}
 
-	hz, source, err := KernelHZ()
+	hz, source, err := kernelHZ(defaultConfigs(), coarseResolution)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +160,11 @@ func TestKernelHZFallback(t *testing.T) {
 
 // On this machine: the clock agrees with the kernel config when there is one.
 func TestKernelHZClockMatchesConfig(t *testing.T) {
-	hzClock, _, err := KernelHZFrom([]string{})
+	hzClock, err := KernelHZFrom([]string{})
 	if err != nil {
 		t.Fatalf("no HZ from the clock: %v", err)
 	}
-	hzConfig, src, err := KernelHZ()
+	hzConfig, src, err := kernelHZ(defaultConfigs(), coarseResolution)
 	if err != nil || src == "clock_getres(CLOCK_MONOTONIC_COARSE)" {
 		t.Skipf("no kernel config here to compare with (%v); the clock says HZ %d", err, hzClock)
 	}
