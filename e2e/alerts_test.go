@@ -32,6 +32,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -321,6 +322,24 @@ func checkSummaries(t *testing.T, n *netdatatest.Netdata) {
 // notification, if any, was a CLEAR.
 func waitQuiet(t *testing.T, n *netdatatest.Netdata, names []string, timeout time.Duration) {
 	t.Helper()
+	charts := map[string]string{}
+	for _, name := range names {
+		charts[name] = alertChart[name]
+	}
+	waitQuietOn(t, n, charts, timeout)
+}
+
+// waitQuietOn is waitQuiet for alerts given with their charts (alert name:
+// chart id). A raise while the previous raise's CLEAR notification is still
+// held back (delay: down) is not notified again: only a quiet alert is sure
+// to notify its next raise.
+func waitQuietOn(t *testing.T, n *netdatatest.Netdata, charts map[string]string, timeout time.Duration) {
+	t.Helper()
+	names := make([]string, 0, len(charts))
+	for name := range charts {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	deadline := time.Now().Add(timeout)
 	for {
 		alarms, _, err := n.Alarms()
@@ -332,7 +351,7 @@ func waitQuiet(t *testing.T, n *netdatatest.Netdata, names []string, timeout tim
 		}
 		var loud []string
 		for _, name := range names {
-			a, ok := alarms[alertChart[name]+"."+name]
+			a, ok := alarms[charts[name]+"."+name]
 			x, notified := last[name]
 			if err != nil || !ok || a.Status != "CLEAR" || (notified && x.Status != "CLEAR") {
 				loud = append(loud, fmt.Sprintf("%s %s (last notified %q)", name, a.Status, x.Status))

@@ -157,14 +157,18 @@ func TestIntegrationBuiltinAuditSideBySide(t *testing.T) {
 		k := kerneltest.Setup(t, kerneltest.Settings{Enabled: 1, BacklogLimit: 1000, BacklogWaitTime: uint32(waitSeconds * hz)})
 		t.Logf("%s: kernel held: backlog_limit 1000, backlog_wait_time %d jiffies (%d s at HZ=%d)", elapsed(), waitSeconds*hz, waitSeconds, hz)
 		// The previous holder's incident must be forgotten first, so that
-		// each alert rises from CLEAR.
+		// each alert rises from CLEAR, and its CLEAR notified: Netdata does
+		// not notify a raise while the previous CLEAR notification is still
+		// held back (delay: down 1m), and on 2.x the log is the notifications.
 		for _, n := range []*netdatatest.Netdata{both, silenced} {
+			charts := map[string]string{}
 			for name, chart := range watch {
 				if n == silenced && name == "audit_lost_events" {
 					continue
 				}
-				waitAlarm(t, &n.Host, chart+"."+name, alertWindow+3*alertEvery+10*time.Second, "CLEAR")
+				charts[name] = chart
 			}
+			waitQuietOn(t, n, charts, alertWindow+3*alertEvery+3*time.Minute)
 			cursor[n] = latestID(t, &n.Host)
 		}
 		t.Logf("%s: every alert CLEAR", elapsed())
