@@ -49,34 +49,14 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 		RunAsNetdata: true,
 		ExtraConf:    ndRealLayoutConf(t),
 	})
-	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
-	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
-
-	pid := ndPluginPID(t, n, debPlugin, 0)
-	ndCheckRunsAsNetdata(t, pid)
-	ndCheckCharts(t, n)
-	ndCheckErrorLog(t, n)
+	pid := ndCheckPluginRuns(t, n, debPlugin, t0)
 
 	// The installed alerts are loaded, from the installed file.
-	alarms, _, err := n.Alarms()
-	if err != nil {
-		t.Fatal(err)
-	}
-	charts := ndChartIDs(t, n)
-	for _, a := range ndAlerts(t, alert) {
-		if !charts[a.on] {
-			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
-			continue
-		}
-		got, ok := alarms[a.on+"."+a.name]
-		if !ok {
-			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
-			continue
-		}
+	ndCheckAlertsLoaded(t, n, alert, func(name string, got netdatatest.Alarm) {
 		if !strings.HasSuffix(got.Source, "@"+debAlert) {
-			t.Errorf("alert %s comes from %q, want the installed %s", a.name, got.Source, debAlert)
+			t.Errorf("alert %s comes from %q, want the installed %s", name, got.Source, debAlert)
 		}
-	}
+	})
 	for _, l := range n.HealthConfigErrors() {
 		if strings.Contains(l, alertName) && !strings.Contains(l, "unknown key 'summary'") {
 			t.Errorf("health configuration error: %s", l)
@@ -329,6 +309,44 @@ func ndAlarmKeys(m map[string]netdatatest.Alarm) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ndCheckPluginRuns waits for the plugin's first data in n, then checks that
+// the plugin n runs from exe runs as netdata, charts the kernel's values and
+// logs no error; it returns the plugin's pid.
+func ndCheckPluginRuns(t *testing.T, n *netdatatest.Netdata, exe string, t0 time.Time) int {
+	t.Helper()
+	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
+	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
+	pid := ndPluginPID(t, n, exe, 0)
+	ndCheckRunsAsNetdata(t, pid)
+	ndCheckCharts(t, n)
+	ndCheckErrorLog(t, n)
+	return pid
+}
+
+// ndCheckAlertsLoaded checks that every alert of the alert file on a chart
+// this kernel has is loaded in n; check adds the caller's checks of each
+// loaded alert (where it comes from, its summary).
+func ndCheckAlertsLoaded(t *testing.T, n *netdatatest.Netdata, alert string, check func(name string, got netdatatest.Alarm)) {
+	t.Helper()
+	alarms, _, err := n.Alarms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts := ndChartIDs(t, n)
+	for _, a := range ndAlerts(t, alert) {
+		if !charts[a.on] {
+			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
+			continue
+		}
+		got, ok := alarms[a.on+"."+a.name]
+		if !ok {
+			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
+			continue
+		}
+		check(a.name, got)
+	}
 }
 
 type ndAlert struct{ name, on string }
