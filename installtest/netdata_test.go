@@ -1,12 +1,10 @@
 package installtest
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -335,41 +333,16 @@ func ndCheckAlertsLoaded(t *testing.T, n *netdatatest.Netdata, alert string, che
 		t.Fatal(err)
 	}
 	charts := ndChartIDs(t, n)
-	for _, a := range ndAlerts(t, alert) {
-		if !charts[a.on] {
-			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
+	for _, a := range netdatatest.HealthAlerts(t, alert) {
+		if !charts[a.On] {
+			t.Logf("alert %s is on %s, which this kernel does not chart", a.Name, a.On)
 			continue
 		}
-		got, ok := alarms[a.on+"."+a.name]
+		got, ok := alarms[a.On+"."+a.Name]
 		if !ok {
-			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
+			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.Name, a.On, ndAlarmKeys(alarms))
 			continue
 		}
-		check(a.name, got)
+		check(a.Name, got)
 	}
-}
-
-type ndAlert struct{ name, on string }
-
-var ndAlertKey = regexp.MustCompile(`^\s*(template|alarm|on)\s*:\s*(\S+)`)
-
-// ndAlerts lists the alerts a health file defines, with their charts.
-func ndAlerts(t *testing.T, path string) []ndAlert {
-	t.Helper()
-	var out []ndAlert
-	sc := bufio.NewScanner(strings.NewReader(readFile(t, path)))
-	for sc.Scan() {
-		m := ndAlertKey.FindStringSubmatch(sc.Text())
-		switch {
-		case m == nil:
-		case m[1] == "on" && len(out) > 0 && out[len(out)-1].on == "":
-			out[len(out)-1].on = m[2]
-		case m[1] != "on":
-			out = append(out, ndAlert{name: m[2]})
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s defines no alert", path)
-	}
-	return out
 }
