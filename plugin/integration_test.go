@@ -379,6 +379,28 @@ func TestIntegrationSurgeBetweenUpdates(t *testing.T) {
 	stopAndCheck(t, p, 15*time.Second)
 }
 
+// generateEvery starts, every period until stop is closed, a new audited
+// process making n events in dir, each tracked by load: with a low backlog
+// limit this keeps the backlog over it. A generator fails when the restore
+// kills it.
+func generateEvery(load *sync.WaitGroup, stop <-chan struct{}, period time.Duration, k *kerneltest.Kernel, n int, dir string) {
+	load.Add(1)
+	go func() {
+		defer load.Done()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			load.Add(1)
+			go func() { defer load.Done(); _ = k.Generate(n, dir) }()
+		}
+	}()
+}
+
 // TestIntegrationStall holds the backlog over a small limit with
 // backlog_wait_time 20 s, so the kernel puts every audited process and
 // every sender of an audit netlink message, the plugin's AUDIT_GET
@@ -467,21 +489,7 @@ func TestIntegrationStall(t *testing.T) {
 			}
 		}()
 	}
-	load.Add(1)
-	go func() {
-		defer load.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			load.Add(1)
-			go generate(2 * limit)
-		}
-	}()
+	generateEvery(&load, stop, 200*time.Millisecond, k, 2*limit, dir)
 
 	// The stall starts when the plugin first shows a full backlog.
 	loadStart := time.Now()
