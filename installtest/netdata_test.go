@@ -193,20 +193,7 @@ func ndPluginPID(t *testing.T, n *netdatatest.Netdata, exe string, notPID int) i
 func ndCheckRunsAsNetdata(t *testing.T, pid int) {
 	t.Helper()
 	uid, gid := netdataIDs(t)
-	st, _ := testkit.ReadProcStatus(pid)
-	want := map[string]string{
-		"Uid":    strings.Repeat(strconv.Itoa(uid)+"\t", 3) + strconv.Itoa(uid),
-		"Gid":    strings.Repeat(strconv.Itoa(gid)+"\t", 3) + strconv.Itoa(gid),
-		"CapInh": fmt.Sprintf("%016x", 0),
-		"CapPrm": fmt.Sprintf("%016x", 1<<30),
-		"CapEff": fmt.Sprintf("%016x", 1<<30),
-		"CapAmb": fmt.Sprintf("%016x", 0),
-	}
-	for k, v := range want {
-		if st[k] != v {
-			t.Errorf("plugin pid %d: %s = %q, want %q", pid, k, st[k], v)
-		}
-	}
+	testkit.CheckCredentials(t, pid, uid, gid, 1<<30)
 }
 
 // ndExeVersion runs the process's executable with -version.
