@@ -3,13 +3,11 @@ package e2e
 import (
 	"auditplugin/internal/netdatatest"
 	"auditplugin/internal/testkit"
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -139,7 +137,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent netdatatest.Agent) {
 
 	// The parent evaluates the installed alerts for the child; the child,
 	// with health disabled by docs/netdata.child.conf, evaluates none.
-	templates := fleetAlerts(t, alert)
+	templates := netdatatest.HealthAlerts(t, alert)
 	deadline := time.Now().Add(3 * time.Minute)
 	var alarms map[string]netdatatest.Alarm
 	for {
@@ -155,17 +153,17 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent netdatatest.Agent) {
 	}
 	t.Logf("the parent evaluated the child's alerts after %v: %s", fleetSince(t0), fleetDescribe(alarms))
 	for _, tp := range templates {
-		if !fleetContains(mirrored, tp.on) {
-			t.Logf("alert %s is on %s, which this kernel does not chart", tp.name, tp.on)
+		if !fleetContains(mirrored, tp.On) {
+			t.Logf("alert %s is on %s, which this kernel does not chart", tp.Name, tp.On)
 			continue
 		}
-		a, ok := alarms[tp.on+"."+tp.name]
+		a, ok := alarms[tp.On+"."+tp.Name]
 		if !ok {
-			t.Errorf("the parent has no alert %s on the child's %s: %s", tp.name, tp.on, fleetDescribe(alarms))
+			t.Errorf("the parent has no alert %s on the child's %s: %s", tp.Name, tp.On, fleetDescribe(alarms))
 			continue
 		}
 		if netdatatest.AlertSourceFile(a.Source) != filepath.Join(healthDir, "linux_audit.conf") {
-			t.Errorf("alert %s comes from %s, want the installed %s", tp.name, a.Source, filepath.Join(healthDir, "linux_audit.conf"))
+			t.Errorf("alert %s comes from %s, want the installed %s", tp.Name, a.Source, filepath.Join(healthDir, "linux_audit.conf"))
 		}
 	}
 	if own, _, err := child.Alarms(); err != nil {
@@ -205,31 +203,6 @@ func fleetAlertFile(t *testing.T, repo string) (path string, standIn bool) {
 		t.Fatal(err)
 	}
 	return path, true
-}
-
-type fleetAlert struct{ name, on string }
-
-var fleetAlertKey = regexp.MustCompile(`^\s*(template|alarm|on)\s*:\s*(\S+)`)
-
-// fleetAlerts lists the alerts of a health file with their charts.
-func fleetAlerts(t *testing.T, path string) []fleetAlert {
-	t.Helper()
-	var out []fleetAlert
-	sc := bufio.NewScanner(strings.NewReader(fleetReadFile(t, path)))
-	for sc.Scan() {
-		m := fleetAlertKey.FindStringSubmatch(sc.Text())
-		switch {
-		case m == nil:
-		case m[1] == "on" && len(out) > 0 && out[len(out)-1].on == "":
-			out[len(out)-1].on = m[2]
-		case m[1] != "on":
-			out = append(out, fleetAlert{name: m[2]})
-		}
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s defines no alert", path)
-	}
-	return out
 }
 
 // fleetSubstitute returns the file with each OLD replaced by NEW, failing when

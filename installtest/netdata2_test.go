@@ -84,37 +84,18 @@ func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
 	if n.Major < 2 {
 		t.Fatalf("the copy runs Netdata %s", n.Version)
 	}
-	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
-	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
-	pid := ndPluginPID(t, n, installed, 0)
-	ndCheckRunsAsNetdata(t, pid)
-	ndCheckCharts(t, n)
-	ndCheckErrorLog(t, n)
+	ndCheckPluginRuns(t, n, installed, t0)
 
 	// The installed alerts are loaded, from the installed file, with their
 	// summaries; Netdata's own audit alerts are there too.
-	alarms, _, err := n.Alarms()
-	if err != nil {
-		t.Fatal(err)
-	}
-	charts := ndChartIDs(t, n)
-	for _, a := range ndAlerts(t, alert) {
-		if !charts[a.on] {
-			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
-			continue
-		}
-		got, ok := alarms[a.on+"."+a.name]
-		if !ok {
-			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
-			continue
-		}
+	ndCheckAlertsLoaded(t, n, alert, func(name string, got netdatatest.Alarm) {
 		if netdatatest.AlertSourceFile(got.Source) != installedAlert {
-			t.Errorf("alert %s comes from %q, want the installed %s", a.name, got.Source, installedAlert)
+			t.Errorf("alert %s comes from %q, want the installed %s", name, got.Source, installedAlert)
 		}
-		if got.Summary == "" || got.Summary == a.name {
-			t.Errorf("alert %s has no summary on %s: %q", a.name, n.Version, got.Summary)
+		if got.Summary == "" || got.Summary == name {
+			t.Errorf("alert %s has no summary on %s: %q", name, n.Version, got.Summary)
 		}
-	}
+	})
 	for _, l := range n.HealthConfigErrors() {
 		t.Errorf("health configuration error: %s", l)
 	}

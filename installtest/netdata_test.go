@@ -1,12 +1,10 @@
 package installtest
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,34 +47,14 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 		RunAsNetdata: true,
 		ExtraConf:    ndRealLayoutConf(t),
 	})
-	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
-	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
-
-	pid := ndPluginPID(t, n, debPlugin, 0)
-	ndCheckRunsAsNetdata(t, pid)
-	ndCheckCharts(t, n)
-	ndCheckErrorLog(t, n)
+	pid := ndCheckPluginRuns(t, n, debPlugin, t0)
 
 	// The installed alerts are loaded, from the installed file.
-	alarms, _, err := n.Alarms()
-	if err != nil {
-		t.Fatal(err)
-	}
-	charts := ndChartIDs(t, n)
-	for _, a := range ndAlerts(t, alert) {
-		if !charts[a.on] {
-			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
-			continue
-		}
-		got, ok := alarms[a.on+"."+a.name]
-		if !ok {
-			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.name, a.on, ndAlarmKeys(alarms))
-			continue
-		}
+	ndCheckAlertsLoaded(t, n, alert, func(name string, got netdatatest.Alarm) {
 		if !strings.HasSuffix(got.Source, "@"+debAlert) {
-			t.Errorf("alert %s comes from %q, want the installed %s", a.name, got.Source, debAlert)
+			t.Errorf("alert %s comes from %q, want the installed %s", name, got.Source, debAlert)
 		}
-	}
+	})
 	for _, l := range n.HealthConfigErrors() {
 		if strings.Contains(l, alertName) && !strings.Contains(l, "unknown key 'summary'") {
 			t.Errorf("health configuration error: %s", l)
@@ -215,20 +193,7 @@ func ndPluginPID(t *testing.T, n *netdatatest.Netdata, exe string, notPID int) i
 func ndCheckRunsAsNetdata(t *testing.T, pid int) {
 	t.Helper()
 	uid, gid := netdataIDs(t)
-	st, _ := testkit.ReadProcStatus(pid)
-	want := map[string]string{
-		"Uid":    strings.Repeat(strconv.Itoa(uid)+"\t", 3) + strconv.Itoa(uid),
-		"Gid":    strings.Repeat(strconv.Itoa(gid)+"\t", 3) + strconv.Itoa(gid),
-		"CapInh": fmt.Sprintf("%016x", 0),
-		"CapPrm": fmt.Sprintf("%016x", 1<<30),
-		"CapEff": fmt.Sprintf("%016x", 1<<30),
-		"CapAmb": fmt.Sprintf("%016x", 0),
-	}
-	for k, v := range want {
-		if st[k] != v {
-			t.Errorf("plugin pid %d: %s = %q, want %q", pid, k, st[k], v)
-		}
-	}
+	testkit.CheckCredentials(t, pid, uid, gid, 1<<30)
 }
 
 // ndExeVersion runs the process's executable with -version.
@@ -331,27 +296,40 @@ func ndAlarmKeys(m map[string]netdatatest.Alarm) []string {
 	return out
 }
 
-type ndAlert struct{ name, on string }
-
-var ndAlertKey = regexp.MustCompile(`^\s*(template|alarm|on)\s*:\s*(\S+)`)
-
-// ndAlerts lists the alerts a health file defines, with their charts.
-func ndAlerts(t *testing.T, path string) []ndAlert {
+// ndCheckPluginRuns waits for the plugin's first data in n, then checks that
+// the plugin n runs from exe runs as netdata, charts the kernel's values and
+// logs no error; it returns the plugin's pid.
+func ndCheckPluginRuns(t *testing.T, n *netdatatest.Netdata, exe string, t0 time.Time) int {
 	t.Helper()
-	var out []ndAlert
-	sc := bufio.NewScanner(strings.NewReader(readFile(t, path)))
-	for sc.Scan() {
-		m := ndAlertKey.FindStringSubmatch(sc.Text())
-		switch {
-		case m == nil:
-		case m[1] == "on" && len(out) > 0 && out[len(out)-1].on == "":
-			out[len(out)-1].on = m[2]
-		case m[1] != "on":
-			out = append(out, ndAlert{name: m[2]})
+	n.WaitChart(t, "linux_audit.backlog_utilization", 30*time.Second)
+	t.Logf("linux_audit.backlog_utilization has data after %v", ndSince(t0))
+	pid := ndPluginPID(t, n, exe, 0)
+	ndCheckRunsAsNetdata(t, pid)
+	ndCheckCharts(t, n)
+	ndCheckErrorLog(t, n)
+	return pid
+}
+
+// ndCheckAlertsLoaded checks that every alert of the alert file on a chart
+// this kernel has is loaded in n; check adds the caller's checks of each
+// loaded alert (where it comes from, its summary).
+func ndCheckAlertsLoaded(t *testing.T, n *netdatatest.Netdata, alert string, check func(name string, got netdatatest.Alarm)) {
+	t.Helper()
+	alarms, _, err := n.Alarms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	charts := ndChartIDs(t, n)
+	for _, a := range netdatatest.HealthAlerts(t, alert) {
+		if !charts[a.On] {
+			t.Logf("alert %s is on %s, which this kernel does not chart", a.Name, a.On)
+			continue
 		}
+		got, ok := alarms[a.On+"."+a.Name]
+		if !ok {
+			t.Errorf("alert %s on %s is not loaded; /api/v1/alarms?all has %v", a.Name, a.On, ndAlarmKeys(alarms))
+			continue
+		}
+		check(a.Name, got)
 	}
-	if len(out) == 0 {
-		t.Fatalf("%s defines no alert", path)
-	}
-	return out
 }

@@ -22,26 +22,7 @@ func TestCapture(t *testing.T) {
 	if out == "" {
 		t.Skip("set AUDITPLUGIN_CAPTURE=file.bin to capture a kernel reply")
 	}
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		t.Fatal(err)
-	}
-	tv := unix.NsecToTimeval(int64(2 * time.Second))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
-	req := make([]byte, unix.NLMSG_HDRLEN)
-	binary.NativeEndian.PutUint32(req[0:], unix.NLMSG_HDRLEN)
-	binary.NativeEndian.PutUint16(req[4:], typeAuditGet)
-	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(req[8:], captureSeq)
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		t.Fatal(err)
-	}
+	fd := captureRequest(t, typeAuditGet)
 	buf := make([]byte, 65536)
 	for {
 		n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -57,4 +38,33 @@ func TestCapture(t *testing.T) {
 		t.Logf("saved %d bytes to %s", n, out)
 		return
 	}
+}
+
+// captureRequest sends one bodiless request of type typ with captureSeq on
+// a new NETLINK_AUDIT socket (closed at the end of t, receives time out
+// after 2 s), with bare syscalls: the capture must not go through the code
+// under test.
+func captureRequest(t *testing.T, typ uint16) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_AUDIT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval(int64(2 * time.Second))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	req := make([]byte, unix.NLMSG_HDRLEN)
+	binary.NativeEndian.PutUint32(req[0:], unix.NLMSG_HDRLEN)
+	binary.NativeEndian.PutUint16(req[4:], typ)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST)
+	binary.NativeEndian.PutUint32(req[8:], captureSeq)
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }

@@ -2,7 +2,6 @@ package netlink
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -278,26 +277,7 @@ func TestIntegrationCountRules(t *testing.T) {
 // captureRuleListing saves the datagrams of one AUDIT_LIST_RULES with bare
 // syscalls (not the code under test), as TestCapture does for AUDIT_GET.
 func captureRuleListing(t *testing.T, dir string) {
-	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_AUDIT)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		t.Fatal(err)
-	}
-	tv := syscall.NsecToTimeval(int64(2 * time.Second))
-	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
-	req := make([]byte, syscall.NLMSG_HDRLEN)
-	binary.NativeEndian.PutUint32(req[0:], syscall.NLMSG_HDRLEN)
-	binary.NativeEndian.PutUint16(req[4:], typeListRules)
-	binary.NativeEndian.PutUint16(req[6:], syscall.NLM_F_REQUEST)
-	binary.NativeEndian.PutUint32(req[8:], captureSeq)
-	if err := syscall.Sendto(fd, req, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		t.Fatal(err)
-	}
+	fd := captureRequest(t, typeListRules)
 	buf := make([]byte, 65536)
 	for _, name := range []string{"audit_list_rules_rule.bin", "audit_list_rules_done.bin"} {
 		for {

@@ -1,7 +1,6 @@
 package packaging
 
 import (
-	"bufio"
 	"fmt"
 	"io/fs"
 	"os"
@@ -315,20 +314,9 @@ func checkRunsAsNetdata(t *testing.T, pid int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, _ := testkit.ReadProcStatus(pid)
-	want := map[string]string{
-		"Uid":    strings.Repeat(u.Uid+"\t", 3) + u.Uid,
-		"Gid":    strings.Repeat(u.Gid+"\t", 3) + u.Gid,
-		"CapInh": fmt.Sprintf("%016x", 0),
-		"CapPrm": fmt.Sprintf("%016x", 1<<30),
-		"CapEff": fmt.Sprintf("%016x", 1<<30),
-		"CapAmb": fmt.Sprintf("%016x", 0),
-	}
-	for k, v := range want {
-		if st[k] != v {
-			t.Errorf("plugin pid %d: %s = %q, want %q", pid, k, st[k], v)
-		}
-	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	testkit.CheckCredentials(t, pid, uid, gid, 1<<30)
 }
 
 // agentAPI is what the checks ask an agent: netdatatest.Host for the harness's
@@ -404,39 +392,22 @@ func checkCharts(t *testing.T, n agentAPI) {
 	compare(true)
 }
 
-var alertKey = regexp.MustCompile(`^\s*(template|alarm|on)\s*:\s*(\S+)`)
-
 // checkAlertsLoaded: every alert of the packaged file on a chart this kernel
 // has is loaded from the packaged file; health config errors about it are
 // failures unless ignore says otherwise.
 func checkAlertsLoaded(t *testing.T, n agentAPI, configErrors []string, ignore func(string) bool) {
 	t.Helper()
-	type def struct{ name, on string }
-	var defs []def
-	sc := bufio.NewScanner(strings.NewReader(string(mustRead(t, alert))))
-	for sc.Scan() {
-		m := alertKey.FindStringSubmatch(sc.Text())
-		switch {
-		case m == nil:
-		case m[1] == "on" && len(defs) > 0 && defs[len(defs)-1].on == "":
-			defs[len(defs)-1].on = m[2]
-		case m[1] != "on":
-			defs = append(defs, def{name: m[2]})
-		}
-	}
-	if len(defs) == 0 {
-		t.Fatalf("%s defines no alert", alert)
-	}
+	defs := netdatatest.HealthAlerts(t, alert)
 	charts, err := n.Charts()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []def
+	var want []netdatatest.HealthAlert
 	for _, a := range defs {
-		if _, ok := charts[a.on]; ok {
+		if _, ok := charts[a.On]; ok {
 			want = append(want, a)
 		} else {
-			t.Logf("alert %s is on %s, which this kernel does not chart", a.name, a.on)
+			t.Logf("alert %s is on %s, which this kernel does not chart", a.Name, a.On)
 		}
 	}
 	// 2.11 attaches alerts to charts some seconds after they appear.
@@ -447,7 +418,7 @@ func checkAlertsLoaded(t *testing.T, n agentAPI, configErrors []string, ignore f
 		}
 		all := true
 		for _, a := range want {
-			if _, ok := alarms[a.on+"."+a.name]; !ok {
+			if _, ok := alarms[a.On+"."+a.Name]; !ok {
 				all = false
 			}
 		}
@@ -457,14 +428,14 @@ func checkAlertsLoaded(t *testing.T, n agentAPI, configErrors []string, ignore f
 	}
 	loaded := 0
 	for _, a := range want {
-		got, ok := alarms[a.on+"."+a.name]
+		got, ok := alarms[a.On+"."+a.Name]
 		if !ok {
-			t.Errorf("alert %s on %s is not loaded", a.name, a.on)
+			t.Errorf("alert %s on %s is not loaded", a.Name, a.On)
 			continue
 		}
 		// 1.37: "LINE@FILE"; 2.x: "line=LINE,file=FILE".
 		if !strings.HasSuffix(got.Source, "@"+alert) && !strings.HasSuffix(got.Source, "file="+alert) {
-			t.Errorf("alert %s comes from %q, want the packaged %s", a.name, got.Source, alert)
+			t.Errorf("alert %s comes from %q, want the packaged %s", a.Name, got.Source, alert)
 		}
 		loaded++
 	}

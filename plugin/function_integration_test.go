@@ -105,21 +105,7 @@ func TestIntegrationFunctionDuringStall(t *testing.T) {
 	}
 
 	// Load: a new audited process every 100 ms keeps the backlog over its limit.
-	load.Add(1)
-	go func() {
-		defer load.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			load.Add(1)
-			go func() { defer load.Done(); _ = k.Generate(2*limit, dir) }()
-		}
-	}()
+	generateEvery(&load, stop, 100*time.Millisecond, k, 2*limit, dir)
 	held := false
 	for deadline := time.Now().Add(20 * time.Second); !held; {
 		if time.Now().After(deadline) {

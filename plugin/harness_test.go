@@ -156,6 +156,15 @@ func (h *harness) start(t *testing.T) (exit <-chan int, cancel func()) {
 	return codes, cancelCtx
 }
 
+// serveStdin runs serve with a pipe as its stdin, as Netdata starts the
+// plugin: the caller writes to feed (and closes it); exit gets serve's code.
+func (h *harness) serveStdin() (feed *io.PipeWriter, exit chan int) {
+	stdin, feed := io.Pipe()
+	exit = make(chan int, 1)
+	go func() { exit <- h.p.serve(stdin) }()
+	return feed, exit
+}
+
 // waitExit waits for run's exit code.
 func waitExit(t *testing.T, exit <-chan int, timeout time.Duration) int {
 	t.Helper()

@@ -79,28 +79,11 @@ func TestIntegrationHidepid(t *testing.T) {
 		if !inInitialPIDNamespace() {
 			t.Skip("not in the initial PID namespace: the namespace is then the right explanation")
 		}
-		var stdout strings.Builder
-		stderr := &syncBuffer{}
-		cmd := exec.Command(wrapper[0], append(wrapper[1:], exe, "1")...)
-		cmd.Stdout, cmd.Stderr = &stdout, stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		stdout, stderr, err := runToExit(t, wrapper, exe, "1")
+		if s := checkStream(t, stdout); err == nil || !s.disabled {
+			t.Errorf("exit %v, stdout %q: want non-zero and DISABLE", err, stdout)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Fatalf("still running after 10 s; stdout:\n%s", stdout.String())
-		}
-		t.Logf("exit: %v; stderr: %s", err, strings.TrimSpace(stderr.String()))
-		if s := checkStream(t, stdout.String()); err == nil || !s.disabled {
-			t.Errorf("exit %v, stdout %q: want non-zero and DISABLE", err, stdout.String())
-		}
-		if !strings.Contains(stderr.String(), "setcap cap_audit_control+ep") || strings.Contains(stderr.String(), "namespace") {
+		if !strings.Contains(stderr, "setcap cap_audit_control+ep") || strings.Contains(stderr, "namespace") {
 			t.Errorf("stderr does not explain a missing capability (setcap), or blames a namespace:\n%s", stderr)
 		}
 	})

@@ -379,6 +379,28 @@ func TestIntegrationSurgeBetweenUpdates(t *testing.T) {
 	stopAndCheck(t, p, 15*time.Second)
 }
 
+// generateEvery starts, every period until stop is closed, a new audited
+// process making n events in dir, each tracked by load: with a low backlog
+// limit this keeps the backlog over it. A generator fails when the restore
+// kills it.
+func generateEvery(load *sync.WaitGroup, stop <-chan struct{}, period time.Duration, k *kerneltest.Kernel, n int, dir string) {
+	load.Add(1)
+	go func() {
+		defer load.Done()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			load.Add(1)
+			go func() { defer load.Done(); _ = k.Generate(n, dir) }()
+		}
+	}()
+}
+
 // TestIntegrationStall holds the backlog over a small limit with
 // backlog_wait_time 20 s, so the kernel puts every audited process and
 // every sender of an audit netlink message, the plugin's AUDIT_GET
@@ -467,21 +489,7 @@ func TestIntegrationStall(t *testing.T) {
 			}
 		}()
 	}
-	load.Add(1)
-	go func() {
-		defer load.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			load.Add(1)
-			go generate(2 * limit)
-		}
-	}()
+	generateEvery(&load, stop, 200*time.Millisecond, k, 2*limit, dir)
 
 	// The stall starts when the plugin first shows a full backlog.
 	loadStart := time.Now()
@@ -649,6 +657,31 @@ func capabilityCopy(t *testing.T, exe string) string {
 	return capExe
 }
 
+// runToExit runs the plugin through wrapper (run as nobody, ...) and waits
+// up to 10 s for it to exit on its own, as a plugin that disables itself
+// must; one still running then is killed and fails the test.
+func runToExit(t *testing.T, wrapper []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out strings.Builder
+	errOut := &syncBuffer{}
+	cmd := exec.Command(wrapper[0], append(wrapper[1:len(wrapper):len(wrapper)], args...)...)
+	cmd.Stdout, cmd.Stderr = &out, errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("still running after 10 s; stdout:\n%s", out.String())
+	}
+	t.Logf("exit: %v; stderr: %s", err, strings.TrimSpace(errOut.String()))
+	return out.String(), errOut.String(), err
+}
+
 // TestIntegrationUnprivileged runs the binary as nobody: without
 // CAP_AUDIT_CONTROL it must disable itself and say how to grant the
 // capability; with the file capability set it must chart.
@@ -666,32 +699,15 @@ func TestIntegrationUnprivileged(t *testing.T) {
 	}
 
 	t.Run("no capability", func(t *testing.T) {
-		var stdout strings.Builder
-		stderr := &syncBuffer{}
-		cmd := exec.Command(nobody[0], append(nobody[1:], exe, "1")...)
-		cmd.Stdout, cmd.Stderr = &stdout, stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		var err error
-		select {
-		case err = <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Fatalf("still running after 10 s; stdout:\n%s", stdout.String())
-		}
-		t.Logf("exit: %v; stderr: %s", err, strings.TrimSpace(stderr.String()))
+		stdout, stderr, err := runToExit(t, nobody, exe, "1")
 		if err == nil {
 			t.Errorf("exited 0, want non-zero")
 		}
-		s := checkStream(t, stdout.String())
+		s := checkStream(t, stdout)
 		if !s.disabled || len(s.charts) > 0 {
-			t.Errorf("stdout %q, want DISABLE and no charts", stdout.String())
+			t.Errorf("stdout %q, want DISABLE and no charts", stdout)
 		}
-		if !strings.Contains(stderr.String(), "setcap cap_audit_control+ep") {
+		if !strings.Contains(stderr, "setcap cap_audit_control+ep") {
 			t.Errorf("stderr does not name 'setcap cap_audit_control+ep':\n%s", stderr)
 		}
 	})

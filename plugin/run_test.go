@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -371,10 +370,8 @@ func TestExitOnEPIPE(t *testing.T) {
 // QUIT on stdin (Netdata 2.x at shutdown) ends the plugin through serve.
 func TestExitOnQuit(t *testing.T) {
 	h := newHarness(kernel(steadyKernel(steadyPayload), 4))
-	stdin, feed := io.Pipe()
+	feed, exit := h.serveStdin()
 	defer feed.Close()
-	exit := make(chan int, 1)
-	go func() { exit <- h.p.serve(stdin) }()
 	h.stdout.wait(t, 2, 5*time.Second)
 	fmt.Fprintln(feed, "FUNCTION something")
 	fmt.Fprintln(feed, "QUIT")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -110,10 +109,8 @@ func TestSelfStatsOnSIGUSR1(t *testing.T) {
 		return nil, nil
 	})
 	h := newHarness(kernel(conn, 4))
-	stdin, feed := io.Pipe()
+	feed, exit := h.serveStdin()
 	defer feed.Close()
-	exit := make(chan int, 1)
-	go func() { exit <- h.p.serve(stdin) }()
 	// serve has installed its handlers once output appears; two more
 	// updates see a held query.
 	h.stdout.wait(t, 4, 5*time.Second)

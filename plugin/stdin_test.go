@@ -81,10 +81,8 @@ func TestReadCommandsLongLineNotHeld(t *testing.T) {
 // end, so Netdata's write completes, and QUIT after it still ends the plugin.
 func TestExitOnQuitAfterLongLine(t *testing.T) {
 	h := newHarness(kernel(steadyKernel(steadyPayload), 4))
-	stdin, feed := io.Pipe()
+	feed, exit := h.serveStdin()
 	defer feed.Close()
-	exit := make(chan int, 1)
-	go func() { exit <- h.p.serve(stdin) }()
 	h.stdout.wait(t, 2, 5*time.Second)
 	written := make(chan error, 1)
 	go func() {

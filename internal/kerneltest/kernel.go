@@ -63,14 +63,7 @@ func Setup(t testing.TB, s Settings) *Kernel {
 	if s.Enabled > 1 {
 		t.Fatalf("kerneltest: Settings.Enabled=%d: only 0 and 1 are allowed (2 cannot be undone before reboot)", s.Enabled)
 	}
-	f, err := acquireLock(lockWait, t.Logf)
-	if err != nil {
-		t.Fatalf("kerneltest: %v", err)
-	}
-	t.Cleanup(func() { releaseLock(f) })
-	if err := recoverLeftoverLocked(); err != nil {
-		t.Fatalf("kerneltest: %v", err)
-	}
+	f := lockForTest(t)
 	orig, err := ReadStatus()
 	if err != nil {
 		t.Fatalf("kerneltest: snapshot: %v", err)

@@ -98,14 +98,7 @@ func lockHolder() string {
 func Lock(t testing.TB) {
 	t.Helper()
 	RequireRoot(t)
-	f, err := acquireLock(lockWait, t.Logf)
-	if err != nil {
-		t.Fatalf("kerneltest: %v", err)
-	}
-	t.Cleanup(func() { releaseLock(f) })
-	if err := recoverLeftoverLocked(); err != nil {
-		t.Fatalf("kerneltest: %v", err)
-	}
+	lockForTest(t)
 }
 
 // RequireWaitTimeActual skips t unless the kernel's audit status carries
@@ -126,4 +119,19 @@ func RequireWaitTimeActual(t testing.TB) {
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	testkit.RequireRoot(t, "the kernel audit tests send AUDIT_GET/AUDIT_SET")
+}
+
+// lockForTest takes the lock for the rest of t (released in t.Cleanup) and
+// repairs a state left by a killed run: the start of both Lock and Setup.
+func lockForTest(t testing.TB) *os.File {
+	t.Helper()
+	f, err := acquireLock(lockWait, t.Logf)
+	if err != nil {
+		t.Fatalf("kerneltest: %v", err)
+	}
+	t.Cleanup(func() { releaseLock(f) })
+	if err := recoverLeftoverLocked(); err != nil {
+		t.Fatalf("kerneltest: %v", err)
+	}
+	return f
 }
