@@ -141,11 +141,14 @@ func checkFill(t *testing.T, c fillCase, r fillResult) {
 // runFill drives one gradual overload and reads back what Netdata raised.
 func runFill(t *testing.T, h *netdatatest.Host, c fillCase) fillResult {
 	k := kerneltest.Setup(t, kerneltest.Settings{Enabled: 1, BacklogLimit: ltLimit})
-	// Another test may have used the kernel while this one waited for it.
+	// A healthy kernel first (audit enabled, a daemon reading everything),
+	// then no alert may be raised: another test may have used the kernel
+	// while this one waited for it. Without the daemon, the daemon-missing
+	// alert such a test raised would stay raised.
+	d := k.RegisterReadingDaemon(math.Inf(1))
 	waitAllClear(t, h, 3*time.Minute, true)
 	dir := k.ScratchDir()
 	k.AddRule(dir, fmt.Sprintf("auditplugin-leadtime-%d", time.Now().UnixNano()))
-	d := k.RegisterReadingDaemon(math.Inf(1))
 	growth := ltLimit / c.fill.Seconds() // records/s
 	g := startGenerator(k, dir, 2*growth, 3*c.fill+time.Minute)
 	defer g.Stop()
@@ -281,10 +284,10 @@ func measureGeneration(t *testing.T, d *kerneltest.Daemon) float64 {
 func noFalseAlarms(t *testing.T, h *netdatatest.Host) {
 	const limit = 2048
 	k := kerneltest.Setup(t, kerneltest.Settings{Enabled: 1, BacklogLimit: limit})
+	d := k.RegisterReadingDaemon(math.Inf(1)) // before the wait: see runFill
 	waitAllClear(t, h, 3*time.Minute, true)
 	dir := k.ScratchDir()
 	k.AddRule(dir, fmt.Sprintf("auditplugin-leadtime-burst-%d", time.Now().UnixNano()))
-	d := k.RegisterReadingDaemon(math.Inf(1))
 	time.Sleep(2 * time.Second)
 	cursor := latestID(t, h)
 

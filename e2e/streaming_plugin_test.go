@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"auditplugin/internal/netdatatest"
-	"auditplugin/internal/testkit"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"auditplugin/internal/kerneltest"
+	"auditplugin/internal/netdatatest"
+	"auditplugin/internal/testkit"
 )
 
 // The placeholders of the example configurations in docs/ that a user
@@ -93,7 +93,7 @@ func testFleetStreamsAuditPlugin(t *testing.T, agent netdatatest.Agent) {
 		PluginsDir:   pluginsDir,
 		RunAsNetdata: true,
 		Hostname:     "audit-child",
-		ExtraConf: fleetReadFile(t, filepath.Join(repo, "docs", "netdata.child.conf")) +
+		ExtraConf: testkit.ReadFile(t, filepath.Join(repo, "docs", "netdata.child.conf")) +
 			"\n[directories]\n\tconfig = " + childConf + "\n",
 	})
 	t.Logf("parent %s and child %s running after %v", parent.Addr(), child.Addr(), fleetSince(t0))
@@ -210,7 +210,7 @@ func fleetAlertFile(t *testing.T, repo string) (path string, standIn bool) {
 // documentation tells users to replace.
 func fleetSubstitute(t *testing.T, path string, oldNew ...string) string {
 	t.Helper()
-	s := fleetReadFile(t, path)
+	s := testkit.ReadFile(t, path)
 	for i := 0; i+1 < len(oldNew); i += 2 {
 		if !strings.Contains(s, oldNew[i]) {
 			t.Fatalf("%s lacks the placeholder %q", path, oldNew[i])
@@ -238,15 +238,6 @@ func fleetConfigDir(t *testing.T, name string, files map[string]string) string {
 		t.Fatal(err)
 	}
 	return dir
-}
-
-func fleetReadFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func fleetContains(list []string, s string) bool {

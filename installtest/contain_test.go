@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // --root is a tree that may be anyone's (an image, a container's file
@@ -87,7 +89,7 @@ func TestIntegrationInstallSymlinksStayInRoot(t *testing.T) {
 			if err := os.Symlink(target, link); err != nil {
 				t.Fatal(err)
 			}
-			before := snapshot(t, fakeRoots(outside)...)
+			before := testkit.Snapshot(t, fakeRoots(outside)...)
 			r := install(t, "--root", root, "--binary", plugin, "--alert-file", alert)
 			if c.want != "" {
 				if r.code != 1 {
@@ -106,7 +108,7 @@ func TestIntegrationInstallSymlinksStayInRoot(t *testing.T) {
 					t.Errorf("uninstall failed:\n%s", r)
 				}
 			}
-			mustBeSame(t, "an install into a root whose symlink points outside it", before, snapshot(t, fakeRoots(outside)...), false)
+			mustBeSame(t, "an install into a root whose symlink points outside it", before, testkit.Snapshot(t, fakeRoots(outside)...), testkit.Everything)
 		})
 	}
 
@@ -181,9 +183,9 @@ func TestIntegrationUninstallStaysInRoot(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			lines := c.lines(vdir, fileHash(t, vdir+"/"+pluginName), fileHash(t, vdir+"/passwd"))
+			lines := c.lines(vdir, testkit.FileHash(t, vdir+"/"+pluginName), testkit.FileHash(t, vdir+"/passwd"))
 			writeFile(t, root+manifestDir+"/"+manifestName, "# test\n"+strings.Join(lines, "\n")+"\n", 0o644)
-			before := snapshot(t, fakeRoots(vdir)...)
+			before := testkit.Snapshot(t, fakeRoots(vdir)...)
 			r := install(t, "--root", root, "--uninstall")
 			if r.code != 0 {
 				t.Errorf("exit %d, want 0", r.code)
@@ -191,7 +193,7 @@ func TestIntegrationUninstallStaysInRoot(t *testing.T) {
 			if c.warn != "" {
 				mustContain(t, "the warning", r.stderr, c.warn)
 			}
-			mustBeSame(t, "an uninstall", before, snapshot(t, fakeRoots(vdir)...), false)
+			mustBeSame(t, "an uninstall", before, testkit.Snapshot(t, fakeRoots(vdir)...), testkit.Everything)
 		})
 	}
 }
@@ -209,13 +211,13 @@ func TestIntegrationUninstallRefusesForeignManifest(t *testing.T) {
 			m := root + manifestDir + "/" + manifestName
 			writeFile(t, m, "# test\n", 0o644)
 			fix(m)
-			before := snapshot(t, fakeRoots(root)...)
+			before := testkit.Snapshot(t, fakeRoots(root)...)
 			r := install(t, "--root", root, "--uninstall")
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
 			}
 			mustContain(t, "the refusal", r.stderr, "refusing to use "+m, "chown root:root "+m)
-			mustBeSame(t, "a refused uninstall", before, snapshot(t, fakeRoots(root)...), false)
+			mustBeSame(t, "a refused uninstall", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"auditplugin/internal/testkit"
 )
 
 // The drop-in must win in systemd's order: drop-ins apply sorted by file name
@@ -101,10 +103,10 @@ func TestIntegrationInstallDropinAppliesLast(t *testing.T) {
 	if !systemdGrantsAudit(t, root) {
 		t.Errorf("after the install systemd leaves CAP_AUDIT_CONTROL out of netdata.service's bounding set")
 	}
-	installed := snapshot(t, fakeRoots(root)...)
+	installed := testkit.Snapshot(t, fakeRoots(root)...)
 	r = install(t, args...)
 	mustContain(t, "the second run", r.stdout, "Nothing to do")
-	mustBeSame(t, "a second install", installed, snapshot(t, fakeRoots(root)...), false)
+	mustBeSame(t, "a second install", installed, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 
 	for _, later := range []string{
 		dropinDir + "/zzz-tight.conf",
@@ -156,7 +158,7 @@ CapabilityBoundingSet=CAP_AUDIT_CONTROL
 	old := root + dropinDir + "/audit-plugin.conf"
 	writeFile(t, old, oldDropin, 0o644)
 	writeFile(t, root+manifestDir+"/"+manifestName, "# an earlier install\n"+
-		"file\t"+fileHash(t, old)+"\t"+dropinDir+"/audit-plugin.conf\n"+
+		"file\t"+testkit.FileHash(t, old)+"\t"+dropinDir+"/audit-plugin.conf\n"+
 		"dir\t-\t"+dropinDir+"\n", 0o644)
 	if !systemdGrantsAudit(t, root) {
 		t.Fatal("control: the old drop-in alone should grant CAP_AUDIT_CONTROL")
@@ -190,7 +192,7 @@ CapabilityBoundingSet=CAP_AUDIT_CONTROL
 	if r := install(t, "--root", root, "--uninstall"); r.code != 0 {
 		t.Fatalf("uninstall failed:\n%s", r)
 	}
-	if readFile(t, root+dropinDir+"/override.conf") != resetDropin {
+	if testkit.ReadFile(t, root+dropinDir+"/override.conf") != resetDropin {
 		t.Errorf("the admin's override.conf changed")
 	}
 }

@@ -68,7 +68,7 @@ func fakeNetdata(t *testing.T, name, unit string) string {
 	return root
 }
 
-func fakeRoots(root string) []snapRoot { return []snapRoot{{path: root, depth: -1}} }
+func fakeRoots(root string) []testkit.SnapRoot { return []testkit.SnapRoot{{Path: root, Depth: -1}} }
 
 func requireFakeRoot(t *testing.T) {
 	t.Helper()
@@ -94,7 +94,7 @@ func TestIntegrationInstallFakeRootLayouts(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			l := layouts[c.layout]
 			root := fakeNetdata(t, c.layout, c.unit)
-			before := snapshot(t, fakeRoots(root)...)
+			before := testkit.Snapshot(t, fakeRoots(root)...)
 			args := []string{"--root", root, "--binary", plugin, "--alert-file", alert}
 
 			r := install(t, args...)
@@ -119,16 +119,16 @@ func TestIntegrationInstallFakeRootLayouts(t *testing.T) {
 				t.Errorf("manifest lacks the plugin: %v", m)
 			}
 
-			installed := snapshot(t, fakeRoots(root)...)
+			installed := testkit.Snapshot(t, fakeRoots(root)...)
 			r = install(t, args...)
 			mustContain(t, "the output", r.stdout, "Nothing to do")
-			mustBeSame(t, "a second install", installed, snapshot(t, fakeRoots(root)...), false)
+			mustBeSame(t, "a second install", installed, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 
 			r = install(t, "--root", root, "--uninstall")
 			if r.code != 0 {
 				t.Fatalf("uninstall failed:\n%s", r)
 			}
-			mustBeSame(t, "install + uninstall", before, snapshot(t, fakeRoots(root)...), true)
+			mustBeSame(t, "install + uninstall", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.NotDirTimes)
 		})
 	}
 }
@@ -266,7 +266,7 @@ func TestIntegrationInstallDropinNoLongerNeeded(t *testing.T) {
 	if r := install(t, "--root", root, "--uninstall"); r.code != 0 {
 		t.Fatalf("uninstall failed:\n%s", r)
 	}
-	if readFile(t, admins) != "[Service]\nCapabilityBoundingSet=CAP_AUDIT_CONTROL\n" {
+	if testkit.ReadFile(t, admins) != "[Service]\nCapabilityBoundingSet=CAP_AUDIT_CONTROL\n" {
 		t.Errorf("the admin's drop-in changed")
 	}
 }
@@ -303,7 +303,7 @@ func TestIntegrationInstallNetdata211(t *testing.T) {
 			if c.stockAudit {
 				writeFile(t, stock, stockAudit, 0o644)
 			}
-			before := snapshot(t, fakeRoots(root)...)
+			before := testkit.Snapshot(t, fakeRoots(root)...)
 			r := install(t, "--root", root, "--binary", plugin, "--alert-file", alert)
 			if r.code != 0 {
 				t.Fatalf("install failed:\n%s", r)
@@ -315,13 +315,13 @@ func TestIntegrationInstallNetdata211(t *testing.T) {
 					"enabled alarms = !audit_lost_events *", "!linux_audit_lost_records")
 			}
 			checkConfigFile(t, root+l.health+"/"+alertName, alert)
-			if c.stockAudit && readFile(t, stock) != stockAudit {
+			if c.stockAudit && testkit.ReadFile(t, stock) != stockAudit {
 				t.Errorf("install changed Netdata's %s", stock)
 			}
 			if r := install(t, "--root", root, "--uninstall"); r.code != 0 {
 				t.Fatalf("uninstall failed:\n%s", r)
 			}
-			mustBeSame(t, "install + uninstall", before, snapshot(t, fakeRoots(root)...), true)
+			mustBeSame(t, "install + uninstall", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.NotDirTimes)
 		})
 	}
 }
@@ -336,13 +336,13 @@ func TestIntegrationInstallRefusesForeignFiles(t *testing.T) {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			root := fakeNetdata(t, "debian", debianUnit)
 			writeFile(t, root+p, "someone else's\n", 0o644)
-			before := snapshot(t, fakeRoots(root)...)
+			before := testkit.Snapshot(t, fakeRoots(root)...)
 			r := install(t, "--root", root, "--binary", plugin, "--alert-file", alert)
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
 			}
 			mustContain(t, "the refusal", r.stderr, root+p, "already exists and was not installed by this script")
-			mustBeSame(t, "a refused install", before, snapshot(t, fakeRoots(root)...), false)
+			mustBeSame(t, "a refused install", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 		})
 	}
 }
@@ -359,7 +359,7 @@ func TestIntegrationInstallChoosingDirectories(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := snapshot(t, fakeRoots(root)...)
+	before := testkit.Snapshot(t, fakeRoots(root)...)
 	base := []string{"--root", root, "--binary", plugin, "--alert-file", alert}
 
 	r := install(t, base...)
@@ -367,7 +367,7 @@ func TestIntegrationInstallChoosingDirectories(t *testing.T) {
 		t.Errorf("exit %d, want 1", r.code)
 	}
 	mustContain(t, "the refusal", r.stderr, "several Netdata installs found", "--plugins-dir")
-	mustBeSame(t, "a refused install", before, snapshot(t, fakeRoots(root)...), false)
+	mustBeSame(t, "a refused install", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 
 	r = install(t, append(base, "--plugins-dir", static.plugins)...)
 	if r.code != 0 {
@@ -383,13 +383,13 @@ func TestIntegrationInstallChoosingDirectories(t *testing.T) {
 	if err := os.MkdirAll(root+custom, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before = snapshot(t, fakeRoots(root)...)
+	before = testkit.Snapshot(t, fakeRoots(root)...)
 	r = install(t, append(base, "--plugins-dir", custom)...)
 	if r.code != 1 {
 		t.Errorf("exit %d, want 1", r.code)
 	}
 	mustContain(t, "the refusal", r.stderr, "--health-dir")
-	mustBeSame(t, "a refused install", before, snapshot(t, fakeRoots(root)...), false)
+	mustBeSame(t, "a refused install", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 
 	r = install(t, append(base, "--plugins-dir", custom, "--health-dir", static.health)...)
 	if r.code != 0 {
@@ -408,5 +408,5 @@ func TestIntegrationInstallChoosingDirectories(t *testing.T) {
 	if r := install(t, "--root", root, "--uninstall"); r.code != 0 {
 		t.Fatalf("uninstall failed:\n%s", r)
 	}
-	mustBeSame(t, "installs + uninstall", before, snapshot(t, fakeRoots(root)...), true)
+	mustBeSame(t, "installs + uninstall", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.NotDirTimes)
 }

@@ -3,18 +3,14 @@ package installtest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,13 +47,13 @@ var (
 
 // debianRoots are the directories an install on this machine touches. /var/lib
 // is listed by name only: other programs write below it.
-var debianRoots = []snapRoot{
-	{path: debPluginsDir, depth: 1},
-	{path: debHealthDir, depth: 1},
-	{path: "/etc/systemd/system", depth: -1},
-	{path: "/etc/netdata", depth: -1},
-	{path: "/var/lib", depth: 1, namesOnly: true},
-	{path: manifestDir, depth: -1},
+var debianRoots = []testkit.SnapRoot{
+	{Path: debPluginsDir, Depth: 1},
+	{Path: debHealthDir, Depth: 1},
+	{Path: "/etc/systemd/system", Depth: -1},
+	{Path: "/etc/netdata", Depth: -1},
+	{Path: "/var/lib", Depth: 1, NamesOnly: true},
+	{Path: manifestDir, Depth: -1},
 }
 
 var (
@@ -415,132 +411,14 @@ func envWith(kv ...string) []string {
 }
 
 // ---------------------------------------------------------------------------
-// Snapshots: everything about the files below some directories, to prove
-// that a run changed nothing (or only what it should).
+// Snapshots (testkit.Snapshot): everything about the files below some
+// directories, to prove that a run changed nothing (or only what it should).
 
-type snapRoot struct {
-	path      string
-	depth     int  // levels below path to list; -1 for all
-	namesOnly bool // record names and types only
-}
+type tree = testkit.Tree
 
-type fileState struct {
-	Mode         fs.FileMode
-	UID, GID     uint32
-	Size         int64
-	Mtime, Ctime int64 // nanoseconds
-	Hash         string
-	Caps         string // security.capability xattr, hex
-	Link         string
-}
-
-type tree map[string]fileState
-
-func snapshot(t *testing.T, roots ...snapRoot) tree {
+func mustBeSame(t *testing.T, what string, a, b tree, c testkit.Compare) {
 	t.Helper()
-	out := tree{}
-	for _, r := range roots {
-		if _, err := os.Lstat(r.path); err != nil {
-			continue
-		}
-		err := filepath.WalkDir(r.path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			depth := 0
-			if rel, _ := filepath.Rel(r.path, p); rel != "." {
-				depth = strings.Count(rel, string(filepath.Separator)) + 1
-			}
-			if r.namesOnly {
-				out[p] = fileState{Mode: d.Type()}
-			} else {
-				out[p] = stateOf(t, p)
-			}
-			if d.IsDir() && r.depth >= 0 && depth >= r.depth {
-				return filepath.SkipDir
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("snapshot %s: %v", r.path, err)
-		}
-	}
-	return out
-}
-
-func stateOf(t *testing.T, p string) fileState {
-	t.Helper()
-	fi, err := os.Lstat(p)
-	if err != nil {
-		t.Fatalf("stat: %v", err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	s := fileState{
-		Mode: fi.Mode(), UID: st.Uid, GID: st.Gid, Size: fi.Size(),
-		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(),
-	}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		s.Link, _ = os.Readlink(p)
-	case fi.Mode().IsRegular():
-		s.Hash = fileHash(t, p)
-		s.Caps = fileCaps(p)
-	}
-	return s
-}
-
-func fileHash(t *testing.T, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatalf("hash: %v", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatalf("hash %s: %v", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func fileCaps(p string) string {
-	buf := make([]byte, 64)
-	n, err := syscall.Getxattr(p, "security.capability", buf)
-	if err != nil {
-		return ""
-	}
-	return hex.EncodeToString(buf[:n])
-}
-
-// diff lists how b differs from a. With ignoreDirTimes, a directory's times
-// do not count (adding and removing an entry changes them).
-func diff(a, b tree, ignoreDirTimes bool) []string {
-	var out []string
-	for p, sa := range a {
-		sb, ok := b[p]
-		if !ok {
-			out = append(out, "removed "+p)
-			continue
-		}
-		if ignoreDirTimes && sa.Mode.IsDir() && sb.Mode.IsDir() {
-			sa.Mtime, sa.Ctime, sb.Mtime, sb.Ctime = 0, 0, 0, 0
-		}
-		if sa != sb {
-			out = append(out, fmt.Sprintf("changed %s: %+v -> %+v", p, sa, sb))
-		}
-	}
-	for p := range b {
-		if _, ok := a[p]; !ok {
-			out = append(out, "added "+p)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func mustBeSame(t *testing.T, what string, a, b tree, ignoreDirTimes bool) {
-	t.Helper()
-	if d := diff(a, b, ignoreDirTimes); len(d) > 0 {
+	if d := testkit.Diff(a, b, c); len(d) > 0 {
 		t.Errorf("%s changed the file system:\n%s", what, strings.Join(d, "\n"))
 	}
 }
@@ -575,7 +453,7 @@ func checkPlugin(t *testing.T, path, src string) {
 	if got := strings.Fields(string(out)); len(got) == 0 || got[len(got)-1] != "cap_audit_control=ep" {
 		t.Errorf("getcap %s = %q, want cap_audit_control=ep", path, out)
 	}
-	if src != "" && fileHash(t, path) != fileHash(t, src) {
+	if src != "" && testkit.FileHash(t, path) != testkit.FileHash(t, src) {
 		t.Errorf("%s differs from %s", path, src)
 	}
 }
@@ -590,18 +468,9 @@ func checkConfigFile(t *testing.T, path, src string) {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 || st.Uid != 0 || st.Gid != 0 {
 		t.Errorf("%s: mode %v owner %d:%d, want a regular file root:root 0644", path, fi.Mode(), st.Uid, st.Gid)
 	}
-	if src != "" && fileHash(t, path) != fileHash(t, src) {
+	if src != "" && testkit.FileHash(t, path) != testkit.FileHash(t, src) {
 		t.Errorf("%s differs from %s", path, src)
 	}
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func writeFile(t *testing.T, p, content string, mode fs.FileMode) {
@@ -618,7 +487,7 @@ func writeFile(t *testing.T, p, content string, mode fs.FileMode) {
 func manifestEntries(t *testing.T, p string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	for _, line := range strings.Split(readFile(t, p), "\n") {
+	for _, line := range strings.Split(testkit.ReadFile(t, p), "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}

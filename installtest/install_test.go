@@ -23,18 +23,18 @@ import (
 func TestIntegrationInstallDebianLayout(t *testing.T) {
 	requireDebianNetdata(t)
 	plugin, alert := artifacts(t)
-	if strings.Contains(readFile(t, debUnit), "CAP_AUDIT_CONTROL") {
+	if strings.Contains(testkit.ReadFile(t, debUnit), "CAP_AUDIT_CONTROL") {
 		t.Fatalf("%s already grants CAP_AUDIT_CONTROL: this test expects Debian 12's unit, which does not", debUnit)
 	}
 	_, dropinDirExisted := os.Lstat(dropinDir)
-	before := snapshot(t, debianRoots...)
+	before := testkit.Snapshot(t, debianRoots...)
 
 	r := installDebian(t)
 
 	checkPlugin(t, debPlugin, plugin)
 	checkConfigFile(t, debAlert, alert)
 	checkConfigFile(t, debDropin, "")
-	dropin := readFile(t, debDropin)
+	dropin := testkit.ReadFile(t, debDropin)
 	mustContain(t, "the drop-in", dropin, "\n[Service]\n", "\nCapabilityBoundingSet=CAP_AUDIT_CONTROL\n")
 	mustReport(t, r, "installed", debPlugin, debAlert, debDropin)
 	mustContain(t, "the output", r.stdout, "RESTART NEEDED", "systemctl daemon-reload && systemctl restart netdata",
@@ -45,9 +45,9 @@ func TestIntegrationInstallDebianLayout(t *testing.T) {
 
 	// The manifest lists exactly what was created, with the content hashes.
 	want := map[string]string{
-		"file " + debPlugin: fileHash(t, plugin),
-		"file " + debAlert:  fileHash(t, alert),
-		"file " + debDropin: fileHash(t, debDropin),
+		"file " + debPlugin: testkit.FileHash(t, plugin),
+		"file " + debAlert:  testkit.FileHash(t, alert),
+		"file " + debDropin: testkit.FileHash(t, debDropin),
 	}
 	if dropinDirExisted != nil {
 		want["dir "+dropinDir] = "-"
@@ -70,9 +70,9 @@ func TestIntegrationInstallDebianLayout(t *testing.T) {
 		added = append(added, dropinDir)
 	}
 	sort.Strings(added)
-	after := snapshot(t, debianRoots...)
+	after := testkit.Snapshot(t, debianRoots...)
 	var gotAdded []string
-	for _, d := range diff(before, after, true) {
+	for _, d := range testkit.Diff(before, after, testkit.NotDirTimes) {
 		switch {
 		case strings.HasPrefix(d, "added "):
 			gotAdded = append(gotAdded, strings.TrimPrefix(d, "added "))
@@ -90,7 +90,7 @@ func TestIntegrationInstallDebianLayout(t *testing.T) {
 func TestIntegrationInstallSecondRunUnchanged(t *testing.T) {
 	requireDebianNetdata(t)
 	installDebian(t)
-	before := snapshot(t, debianRoots...)
+	before := testkit.Snapshot(t, debianRoots...)
 
 	r := install(t, debianArgs(t)...)
 	if r.code != 0 {
@@ -105,7 +105,7 @@ func TestIntegrationInstallSecondRunUnchanged(t *testing.T) {
 			}
 		}
 	}
-	mustBeSame(t, "the second install", before, snapshot(t, debianRoots...), false)
+	mustBeSame(t, "the second install", before, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 }
 
 // --dry-run changes nothing, before an install (also when it has to build)
@@ -113,7 +113,7 @@ func TestIntegrationInstallSecondRunUnchanged(t *testing.T) {
 func TestIntegrationInstallDryRun(t *testing.T) {
 	requireDebianNetdata(t)
 	restoreOnCleanup(t)
-	before := snapshot(t, debianRoots...)
+	before := testkit.Snapshot(t, debianRoots...)
 
 	r := install(t, debianArgs(t, "--dry-run")...)
 	if r.code != 0 {
@@ -121,7 +121,7 @@ func TestIntegrationInstallDryRun(t *testing.T) {
 	}
 	mustReport(t, r, "would be installed", debPlugin, debAlert, debDropin)
 	mustContain(t, "the output", r.stdout, "Dry run: nothing was changed")
-	mustBeSame(t, "a dry run before installing", before, snapshot(t, debianRoots...), false)
+	mustBeSame(t, "a dry run before installing", before, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 
 	_, alert := artifacts(t)
 	r = install(t, "--dry-run", "--alert-file", alert) // builds with Go into a temporary directory
@@ -129,30 +129,30 @@ func TestIntegrationInstallDryRun(t *testing.T) {
 		t.Fatalf("dry run with a build failed:\n%s", r)
 	}
 	mustContain(t, "the output", r.stdout, "Building audit.plugin", "would be installed")
-	mustBeSame(t, "a dry run that builds", before, snapshot(t, debianRoots...), false)
+	mustBeSame(t, "a dry run that builds", before, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 
 	installDebian(t)
-	installed := snapshot(t, debianRoots...)
+	installed := testkit.Snapshot(t, debianRoots...)
 	r = install(t, "--uninstall", "--dry-run")
 	if r.code != 0 {
 		t.Fatalf("uninstall dry run failed:\n%s", r)
 	}
 	mustReport(t, r, "would be removed", debPlugin, debAlert, debDropin, debManifest)
-	mustBeSame(t, "an uninstall dry run", installed, snapshot(t, debianRoots...), false)
+	mustBeSame(t, "an uninstall dry run", installed, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 
 	r = install(t, debianArgs(t, "--dry-run")...)
 	if r.code != 0 {
 		t.Fatalf("dry run after installing failed:\n%s", r)
 	}
 	mustReport(t, r, "unchanged", debPlugin, debAlert, debDropin)
-	mustBeSame(t, "a dry run after installing", installed, snapshot(t, debianRoots...), false)
+	mustBeSame(t, "a dry run after installing", installed, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 }
 
 // --uninstall removes everything the install added, and only that; a second
 // uninstall has nothing to do.
 func TestIntegrationInstallUninstall(t *testing.T) {
 	requireDebianNetdata(t)
-	before := snapshot(t, debianRoots...)
+	before := testkit.Snapshot(t, debianRoots...)
 	installDebian(t)
 
 	r := install(t, "--uninstall")
@@ -166,14 +166,14 @@ func TestIntegrationInstallUninstall(t *testing.T) {
 			t.Errorf("%s is still there", p)
 		}
 	}
-	mustBeSame(t, "install + uninstall", before, snapshot(t, debianRoots...), true)
+	mustBeSame(t, "install + uninstall", before, testkit.Snapshot(t, debianRoots...), testkit.NotDirTimes)
 
 	r = install(t, "--uninstall")
 	if r.code != 0 {
 		t.Fatalf("second uninstall failed:\n%s", r)
 	}
 	mustContain(t, "the output", r.stdout, "Nothing to uninstall")
-	mustBeSame(t, "a second uninstall", before, snapshot(t, debianRoots...), true)
+	mustBeSame(t, "a second uninstall", before, testkit.Snapshot(t, debianRoots...), testkit.NotDirTimes)
 }
 
 // Without --binary, install.sh builds the plugin from this tree with Go.
@@ -240,7 +240,7 @@ func TestIntegrationInstallRefusals(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := snapshot(t, debianRoots...)
+			before := testkit.Snapshot(t, debianRoots...)
 			r := runScript(t, c.prefix, c.env, c.args...)
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
@@ -252,7 +252,7 @@ func TestIntegrationInstallRefusals(t *testing.T) {
 			if r.stdout != "" {
 				t.Errorf("a refusal printed on stdout: %q", r.stdout)
 			}
-			mustBeSame(t, "a refused install", before, snapshot(t, debianRoots...), false)
+			mustBeSame(t, "a refused install", before, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 		})
 	}
 }
@@ -313,7 +313,7 @@ func TestIntegrationInstallEditConfig(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("edit-config: %v\n%s", err, out)
 	}
-	if fileHash(t, userCopy) != fileHash(t, alert) {
+	if testkit.FileHash(t, userCopy) != testkit.FileHash(t, alert) {
 		t.Errorf("edit-config's copy %s differs from the alerts", userCopy)
 	}
 

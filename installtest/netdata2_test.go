@@ -59,7 +59,7 @@ func TestIntegrationInstalledPluginInNetdata211(t *testing.T) {
 	}
 	checkPlugin(t, installed, plugin)
 	checkConfigFile(t, installedAlert, alert)
-	if got := readFile(t, filepath.Join(healthDir, "audit.conf")); !strings.Contains(got, "audit_lost_events") {
+	if got := testkit.ReadFile(t, filepath.Join(healthDir, "audit.conf")); !strings.Contains(got, "audit_lost_events") {
 		t.Errorf("Netdata's own health.d/audit.conf changed")
 	}
 

@@ -35,12 +35,12 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	}
 	plugin, alert := artifacts(t)
 	t0 := time.Now()
-	before := snapshot(t, debianRoots...)
+	before := testkit.Snapshot(t, debianRoots...)
 
 	installDebian(t)
 	checkPlugin(t, debPlugin, plugin)
 	checkConfigFile(t, debAlert, alert)
-	installed := snapshot(t, debianRoots...)
+	installed := testkit.Snapshot(t, debianRoots...)
 
 	n := netdatatest.Start(t, netdatatest.Options{
 		PluginsDir:   debPluginsDir,
@@ -68,7 +68,7 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 	}
 	mustReport(t, r, "unchanged", debPlugin, debAlert, debDropin)
 	mustContain(t, "the output", r.stdout, "Nothing to do")
-	mustBeSame(t, "the second install", installed, snapshot(t, debianRoots...), false)
+	mustBeSame(t, "the second install", installed, testkit.Snapshot(t, debianRoots...), testkit.Everything)
 	if again := ndPluginPID(t, n, debPlugin, 0); again != pid {
 		t.Errorf("the second install restarted the plugin: pid %d, then %d", pid, again)
 	}
@@ -111,7 +111,7 @@ func TestIntegrationInstalledPluginInNetdata(t *testing.T) {
 			t.Errorf("%s is still there after --uninstall", p)
 		}
 	}
-	mustBeSame(t, "install + upgrade + uninstall", before, snapshot(t, debianRoots...), true)
+	mustBeSame(t, "install + upgrade + uninstall", before, testkit.Snapshot(t, debianRoots...), testkit.NotDirTimes)
 	t.Logf("done after %v", ndSince(t0))
 }
 

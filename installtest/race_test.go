@@ -174,7 +174,7 @@ func capsIn(t *testing.T, dir string) []string {
 		if err != nil {
 			return nil
 		}
-		if d.Type().IsRegular() && fileCaps(p) != "" {
+		if d.Type().IsRegular() && testkit.FileCaps(p) != "" {
 			out = append(out, p)
 		}
 		return nil
@@ -226,7 +226,7 @@ func TestIntegrationInstallRaceRootOnlyDir(t *testing.T) {
 	bins := t.TempDir()
 	// Two versions, so that every run replaces the plugin.
 	versions := []string{tinyPlugin(t, bins, "race-a"), tinyPlugin(t, bins, "race-b")}
-	hashes := []string{fileHash(t, versions[0]), fileHash(t, versions[1])}
+	hashes := []string{testkit.FileHash(t, versions[0]), testkit.FileHash(t, versions[1])}
 	installed := filepath.Join(plugins, pluginName)
 	_, gid := netdataIDs(t)
 	stop := startAttacker(t, plugins)
@@ -247,7 +247,7 @@ func TestIntegrationInstallRaceRootOnlyDir(t *testing.T) {
 		if !fi.Mode().IsRegular() || st.Uid != 0 || int(st.Gid) != gid || fi.Mode().Perm() != 0o750 {
 			t.Fatalf("run %d: %s is %v %d:%d, want a regular file root:netdata 0750", i, installed, fi.Mode(), st.Uid, st.Gid)
 		}
-		if h := fileHash(t, installed); h != hashes[i%2] {
+		if h := testkit.FileHash(t, installed); h != hashes[i%2] {
 			t.Fatalf("run %d: %s is not the file installed (sha256 %s)", i, installed, h)
 		}
 		if out, err := exec.Command("getcap", installed).Output(); err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "cap_audit_control=ep") {
@@ -335,7 +335,7 @@ func TestIntegrationInstallRefusesUnsafeDirectories(t *testing.T) {
 			if strings.Contains(c.name, "sticky") {
 				chown(t, root+"/usr/lib/netdata", nobody)
 			}
-			before := snapshot(t, fakeRoots(root)...)
+			before := testkit.Snapshot(t, fakeRoots(root)...)
 			r := install(t, "--root", root, "--binary", plugin, "--alert-file", alert)
 			if r.code != 1 {
 				t.Errorf("exit %d, want 1", r.code)
@@ -344,7 +344,7 @@ func TestIntegrationInstallRefusesUnsafeDirectories(t *testing.T) {
 				t.Errorf("want one line on stderr, got %q", r.stderr)
 			}
 			mustContain(t, "the refusal", r.stderr, "refusing to install: "+bad+" ", "chown root "+bad+" && chmod go-w "+bad)
-			mustBeSame(t, "a refused install", before, snapshot(t, fakeRoots(root)...), false)
+			mustBeSame(t, "a refused install", before, testkit.Snapshot(t, fakeRoots(root)...), testkit.Everything)
 		})
 	}
 	t.Run("sticky /tmp with root's entry below is fine", func(t *testing.T) {
@@ -419,7 +419,7 @@ func TestIntegrationInstallRollsBackOnMismatch(t *testing.T) {
 			if r := install(t, append(args, v1)...); r.code != 0 {
 				t.Fatalf("install failed:\n%s", r)
 			}
-			good := snapshot(t, fakeRoots(plugins)...)
+			good := testkit.Snapshot(t, fakeRoots(plugins)...)
 			r = runScript(t, nil, env, append(args, v2)...)
 			if r.code != 1 || !strings.Contains(r.stderr, "rolled back") {
 				t.Errorf("want exit 1, rolled back:\n%s", r)
@@ -427,7 +427,7 @@ func TestIntegrationInstallRollsBackOnMismatch(t *testing.T) {
 			checkPlugin(t, installed, v1)
 			// The same file (inode) is back: only its ctime moved (the
 			// hard link that kept it).
-			mustBeSame(t, "a rolled-back upgrade", withoutCtime(good), withoutCtime(snapshot(t, fakeRoots(plugins)...)), true)
+			mustBeSame(t, "a rolled-back upgrade", withoutCtime(good), withoutCtime(testkit.Snapshot(t, fakeRoots(plugins)...)), testkit.NotDirTimes)
 			if r := install(t, "--root", root, "--uninstall"); r.code != 0 {
 				t.Fatalf("uninstall failed:\n%s", r)
 			}

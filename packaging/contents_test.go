@@ -70,7 +70,7 @@ func TestDebPackage(t *testing.T) {
 	// The packaged files are the repository's.
 	x := t.TempDir()
 	run(t, "dpkg-deb", "-x", deb, x)
-	if fileHash(t, filepath.Join(x, alert)) != fileHash(t, filepath.Join(repoRoot(t), "health.d", "audit.conf")) {
+	if testkit.FileHash(t, filepath.Join(x, alert)) != testkit.FileHash(t, filepath.Join(repoRoot(t), "health.d", "audit.conf")) {
 		t.Errorf("%s differs from health.d/audit.conf", alert)
 	}
 	out, err := exec.Command(filepath.Join(x, plugin), "-version").Output()
@@ -115,7 +115,7 @@ func TestDebPackage(t *testing.T) {
 
 	// Reproducible: a second build of the same commit is the same file.
 	again := makePackage(t, "deb", t.TempDir())
-	if fileHash(t, again) != fileHash(t, deb) {
+	if testkit.FileHash(t, again) != testkit.FileHash(t, deb) {
 		t.Errorf("two builds of one commit differ: %s vs %s", deb, again)
 	}
 }

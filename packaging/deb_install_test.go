@@ -21,13 +21,13 @@ import (
 
 // debRoots are the directories installing and removing the .deb touches
 // (and dpkg's own records of it).
-var debRoots = []snapRoot{
-	{path: debPlugins, depth: 1},
-	{path: stockHealth, depth: 1},
-	{path: "/usr/libexec", depth: 3},
-	{path: "/etc/systemd/system", depth: -1},
-	{path: "/etc/netdata", depth: -1},
-	{path: "/var/lib/netdata-audit-plugin", depth: -1},
+var debRoots = []testkit.SnapRoot{
+	{Path: debPlugins, Depth: 1},
+	{Path: stockHealth, Depth: 1},
+	{Path: "/usr/libexec", Depth: 3},
+	{Path: "/etc/systemd/system", Depth: -1},
+	{Path: "/etc/netdata", Depth: -1},
+	{Path: "/var/lib/netdata-audit-plugin", Depth: -1},
 }
 
 // requireDebianMachine skips unless this machine has dpkg, Debian's netdata
@@ -138,7 +138,7 @@ func checkInstalled(t *testing.T, deb string) {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 || st.Uid != 0 || st.Gid != 0 {
 		t.Errorf("%s: mode %v owner %d:%d, want root:root 0644", alert, fi.Mode(), st.Uid, st.Gid)
 	}
-	if fileHash(t, alert) != fileHash(t, filepath.Join(repoRoot(t), "health.d", "audit.conf")) {
+	if testkit.FileHash(t, alert) != testkit.FileHash(t, filepath.Join(repoRoot(t), "health.d", "audit.conf")) {
 		t.Errorf("%s differs from health.d/audit.conf", alert)
 	}
 	// Debian's netdata.service bounds capabilities without CAP_AUDIT_CONTROL:
@@ -204,7 +204,7 @@ func TestIntegrationDebInNetdata137(t *testing.T) {
 func withDeb(t *testing.T, reinstall bool, use func(installedAt time.Time)) {
 	t.Helper()
 	deb := buildPackage(t, "deb")
-	before := snapshot(t, debRoots...)
+	before := testkit.Snapshot(t, debRoots...)
 
 	out := dpkgInstall(t, deb)
 	t0 := time.Now()
@@ -213,10 +213,10 @@ func withDeb(t *testing.T, reinstall bool, use func(installedAt time.Time)) {
 	}
 	checkInstalled(t, deb)
 	if reinstall {
-		installed := snapshot(t, debRoots...)
+		installed := testkit.Snapshot(t, debRoots...)
 		dpkg(t, "-i", deb)
 		checkInstalled(t, deb)
-		if d := diff(installed, snapshot(t, debRoots...)); len(d) > 0 {
+		if d := diff(installed, testkit.Snapshot(t, debRoots...)); len(d) > 0 {
 			t.Errorf("reinstall changed:\n%s", strings.Join(d, "\n"))
 		}
 	}
@@ -233,7 +233,7 @@ func withDeb(t *testing.T, reinstall bool, use func(installedAt time.Time)) {
 	if m, _ := filepath.Glob("/var/lib/dpkg/info/" + pkgName + ".*"); len(m) > 0 {
 		t.Errorf("dpkg -r left %q", m)
 	}
-	if d := diff(before, snapshot(t, debRoots...)); len(d) > 0 {
+	if d := diff(before, testkit.Snapshot(t, debRoots...)); len(d) > 0 {
 		t.Errorf("dpkg -i + dpkg -r changed the file system:\n%s", strings.Join(d, "\n"))
 	}
 }
@@ -447,13 +447,4 @@ func checkAlertsLoaded(t *testing.T, n agentAPI, configErrors []string, ignore f
 			t.Errorf("health configuration error: %s", l)
 		}
 	}
-}
-
-func mustRead(t testing.TB, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -2,18 +2,11 @@ package packaging
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -164,104 +157,11 @@ func lockSystem(t testing.TB) {
 	testkit.Flock(t, installtest.SystemLockFile)
 }
 
-func fileHash(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // ---------------------------------------------------------------------------
-// File-system snapshots: names, types, modes, owners, content and file
-// capabilities below some directories, to prove that install + remove leaves
-// the machine as it was.
+// File-system snapshots (testkit.Snapshot) below some directories, to prove
+// that install + remove leaves the machine as it was: names, types, modes,
+// owners, content and file capabilities (dpkg rewrites what it installs, so
+// sizes and times do not count).
 
-type snapRoot struct {
-	path  string
-	depth int // levels below path; -1 for all
-}
-
-type fileState struct {
-	Mode     fs.FileMode
-	UID, GID uint32
-	Hash     string
-	Caps     string
-	Link     string
-}
-
-func snapshot(t testing.TB, roots ...snapRoot) map[string]fileState {
-	t.Helper()
-	out := map[string]fileState{}
-	for _, r := range roots {
-		if _, err := os.Lstat(r.path); err != nil {
-			continue
-		}
-		err := filepath.WalkDir(r.path, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
-			st := fi.Sys().(*syscall.Stat_t)
-			s := fileState{Mode: fi.Mode(), UID: st.Uid, GID: st.Gid}
-			switch {
-			case fi.Mode()&fs.ModeSymlink != 0:
-				s.Link, _ = os.Readlink(p)
-			case fi.Mode().IsRegular():
-				s.Hash = fileHash(t, p)
-				s.Caps = fileCaps(p)
-			}
-			out[p] = s
-			depth := 0
-			if rel, _ := filepath.Rel(r.path, p); rel != "." {
-				depth = strings.Count(rel, string(filepath.Separator)) + 1
-			}
-			if d.IsDir() && r.depth >= 0 && depth >= r.depth {
-				return filepath.SkipDir
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("snapshot %s: %v", r.path, err)
-		}
-	}
-	return out
-}
-
-func fileCaps(p string) string {
-	buf := make([]byte, 64)
-	n, err := syscall.Getxattr(p, "security.capability", buf)
-	if err != nil {
-		return ""
-	}
-	return hex.EncodeToString(buf[:n])
-}
-
-func diff(a, b map[string]fileState) []string {
-	var out []string
-	for p, sa := range a {
-		sb, ok := b[p]
-		switch {
-		case !ok:
-			out = append(out, "removed "+p)
-		case sa != sb:
-			out = append(out, fmt.Sprintf("changed %s: %+v -> %+v", p, sa, sb))
-		}
-	}
-	for p := range b {
-		if _, ok := a[p]; !ok {
-			out = append(out, "added "+p)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// diff lists how b differs from a.
+func diff(a, b testkit.Tree) []string { return testkit.Diff(a, b, testkit.NoSizesOrTimes) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -102,5 +103,62 @@ func TestBuildPlugin(t *testing.T) {
 	out, err := exec.Command(bin, "-version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "testkit") {
 		t.Fatalf("%s -version: %v: %s", bin, err, out)
+	}
+}
+
+func TestSnapshotDiff(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", "one")
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	before := Snapshot(t, SnapRoot{Path: dir, Depth: -1})
+	if s := before[filepath.Join(dir, "link")]; s.Link != "a" || s.Hash != "" {
+		t.Errorf("symlink recorded as %+v", s)
+	}
+	if got, want := before[filepath.Join(dir, "a")].Hash, FileHash(t, filepath.Join(dir, "a")); got != want || got == "" {
+		t.Errorf("hash %q, want %q", got, want)
+	}
+	if d := Diff(before, Snapshot(t, SnapRoot{Path: dir, Depth: -1}), Everything); len(d) != 0 {
+		t.Errorf("nothing changed, Diff says %q", d)
+	}
+	if n := len(Snapshot(t, SnapRoot{Path: dir, Depth: 0})); n != 1 {
+		t.Errorf("depth 0 recorded %d paths, want the root only", n)
+	}
+
+	// Adding and removing an entry changes only the directory's times.
+	time.Sleep(10 * time.Millisecond)
+	write("sub/tmp", "x")
+	if err := os.Remove(filepath.Join(dir, "sub", "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	after := Snapshot(t, SnapRoot{Path: dir, Depth: -1})
+	if d := Diff(before, after, Everything); len(d) == 0 || !strings.HasPrefix(d[0], "changed "+filepath.Join(dir, "sub")) {
+		t.Errorf("a directory's new times: Diff(Everything) says %q", d)
+	}
+	if d := Diff(before, after, NotDirTimes); len(d) != 0 {
+		t.Errorf("NotDirTimes: %q", d)
+	}
+
+	// Content, additions and removals always count.
+	write("a", "two")
+	write("b", "new")
+	after = Snapshot(t, SnapRoot{Path: dir, Depth: -1})
+	delete(after, filepath.Join(dir, "link"))
+	want := []string{"added " + filepath.Join(dir, "b"), "changed " + filepath.Join(dir, "a"), "removed " + filepath.Join(dir, "link")}
+	d := Diff(before, after, NoSizesOrTimes)
+	if len(d) != 3 || d[0] != want[0] || !strings.HasPrefix(d[1], want[1]+":") || d[2] != want[2] {
+		t.Errorf("NoSizesOrTimes: %q, want %q", d, want)
+	}
+	if ReadFile(t, filepath.Join(dir, "a")) != "two" {
+		t.Error("ReadFile")
 	}
 }
