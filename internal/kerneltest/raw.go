@@ -160,6 +160,15 @@ func dial(groups uint32) (*conn, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("SO_RCVTIMEO: %w", err)
 	}
+	if groups != 0 {
+		// The kernel drops multicast records for a full socket (a file
+		// creation is six records, a burst of them ~100 KiB in
+		// milliseconds): room for every record a test counts.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("SO_RCVBUFFORCE: %w", err)
+		}
+	}
 	if err := bindUnique(fd, groups); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind netlink audit socket: %w", err)
