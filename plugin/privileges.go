@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -40,16 +39,8 @@ func capMask(procStatus io.Reader, name string) (uint64, bool) {
 	if procStatus == nil {
 		return 0, false
 	}
-	sc := bufio.NewScanner(procStatus)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), name+":")
-		if !ok {
-			continue
-		}
-		m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		return m, err == nil
-	}
-	return 0, false
+	m, err := strconv.ParseUint(procStatusFields(procStatus)[name], 16, 64)
+	return m, err == nil
 }
 
 func openProcStatus() io.Reader {

@@ -74,29 +74,31 @@ func readSelfStats(held int) selfStats {
 // parseProcStatus reads Threads and VmRSS (kB) from /proc/PID/status; -1
 // for a field it does not find.
 func parseProcStatus(r io.Reader) (threads int, rssKiB int64) {
+	f := procStatusFields(r)
 	threads, rssKiB = -1, -1
+	if n, err := strconv.Atoi(f["Threads"]); err == nil {
+		threads = n
+	}
+	if n, err := strconv.ParseInt(f["VmRSS"], 10, 64); err == nil {
+		rssKiB = n
+	}
+	return threads, rssKiB
+}
+
+// procStatusFields is the plugin's one reader of /proc/PID/status: each
+// field's first word ("Threads" 8, "VmRSS" 9104 (kB), "CapBnd" a hex mask).
+func procStatusFields(r io.Reader) map[string]string {
+	m := map[string]string{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(val)
-		if len(f) == 0 {
-			continue
-		}
-		switch key {
-		case "Threads":
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				threads = n
-			}
-		case "VmRSS":
-			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-				rssKiB = n
+		if f := strings.Fields(val); ok && len(f) > 0 {
+			if _, seen := m[key]; !seen {
+				m[key] = f[0]
 			}
 		}
 	}
-	return threads, rssKiB
+	return m
 }
 
 // selfCounters are what the plugin counts for selfStats, which reads the
